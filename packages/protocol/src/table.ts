@@ -1,0 +1,116 @@
+import type { Address, Prefix } from './address.js';
+import type { FiveTuple } from './tuple.js';
+
+/**
+ * The per-agent session table: the state the data plane needs to rewrite
+ * packets, and nothing else. The reference rewriter (rewriter.ts) works on
+ * it; the eBPF data plane holds the same entries in its maps, laid out as
+ * `docs/session-table.md` documents and `table-layout.ts` encodes.
+ *
+ * Directions. *Egress* packets come from the local stack or middlebox
+ * application and carry a session tuple (forward or reversed); *ingress*
+ * packets come from the wire and carry a subsession tuple. Every session an
+ * agent takes part in has one egress entry per direction it sends in and one
+ * ingress entry per subsession direction it receives on.
+ */
+
+/** How a packet is rewritten onto one path (or back to the session). */
+export interface PathRewrite {
+  /** The tuple the rewritten packet carries. */
+  readonly tuple: FiveTuple;
+  /** Added (mod 2^32) to the sequence number. */
+  readonly seqDelta: number;
+  /** Added (mod 2^32) to the ack number and to both edges of every SACK block. */
+  readonly ackDelta: number;
+  /** Added (mod 2^32) to TSval and TSecr of the timestamp option. */
+  readonly tsvalDelta: number;
+  readonly tsecrDelta: number;
+  /**
+   * Window rescaling for spliced connections: the window field w becomes
+   * min(0xffff, (w << wsFrom) >> wsTo). Equal values leave it untouched.
+   */
+  readonly wsFrom: number;
+  readonly wsTo: number;
+}
+
+/** Two-path state of an anchor during a reconfiguration. */
+export interface TwoPathState {
+  /** Rewrite onto the new path. */
+  readonly newPath: PathRewrite;
+  /**
+   * The anchor's own cutoff, in the local stack's sequence space: data at or
+   * above it goes on the new path, retransmissions below it on the old path.
+   * Fixed when the anchor starts using the new path (its sndHigh then).
+   */
+  readonly seqCutoff: number;
+  /**
+   * Lowest sequence number received on the new path (local stack's ack
+   * space), written by the ingress path; undefined until the first new-path
+   * data arrives. The peer only sends data at or above its own cutoff on the
+   * new path, so an ack A belongs to the old path iff this is unknown or
+   * A <= it, whatever the reordering.
+   */
+  newPathMinSeq: number | undefined;
+  /** Highest ack received from the peer on either path (local sequence space). */
+  peerAckHigh: number | undefined;
+  /** Set once peerAckHigh >= seqCutoff: everything sent on the old path is acked. */
+  drained: boolean;
+}
+
+export interface EgressEntry {
+  /** Key: the tuple the local stack or application emits. */
+  readonly key: FiveTuple;
+  /** The path in use (in two-path mode, the old path). */
+  old: PathRewrite;
+  /** Present while the agent is an anchor with two paths. */
+  twoPath: TwoPathState | undefined;
+  /** Highest sequence number + length (+SYN/FIN) sent so far, local space. */
+  sndHigh: number | undefined;
+  /** Packets and bytes rewritten by this entry (counters, not protocol state). */
+  packets: number;
+  bytes: number;
+  /** Time of the last packet, in the simulator's or agent's clock units. */
+  lastSeen: number;
+}
+
+export interface IngressEntry {
+  /** Key: the subsession tuple as it arrives from the wire. */
+  readonly key: FiveTuple;
+  /** Rewrite back to the session tuple (with the inverse deltas). */
+  readonly rewrite: PathRewrite;
+  /** Which path of a two-path anchor this subsession is. */
+  readonly path: 'old' | 'new';
+  /**
+   * The egress entry of the opposite direction (the one this agent uses to
+   * answer), whose two-path tracking this ingress updates. */
+  readonly egressKey: FiveTuple;
+  packets: number;
+  bytes: number;
+  lastSeen: number;
+}
+
+/**
+ * A middlebox agent's record of a SYN that came in with a chain and has not
+ * gone out yet: keyed by the session tuple the middlebox application sees.
+ */
+export interface PendingEntry {
+  readonly sessionTuple: FiveTuple;
+  /** The chain still to traverse after this middlebox. */
+  readonly chain: readonly Address[];
+  /** The subsession the SYN came in on (left neighbour's tuple). */
+  readonly fromSubsession: FiveTuple;
+  /** Identifier carried in the NAT tag, for middleboxes that change the tuple. */
+  readonly natTag: number;
+  readonly created: number;
+}
+
+/** A steering policy on an originating host: a TCP predicate and the chain. */
+export interface Policy {
+  readonly id: number;
+  readonly src?: Prefix;
+  readonly dst?: Prefix;
+  readonly sport?: readonly [number, number];
+  readonly dport?: readonly [number, number];
+  /** Middleboxes to traverse, in order; the destination host is implicit. */
+  readonly chain: readonly Address[];
+}
