@@ -1,3 +1,0 @@
-import t from 'tap';
-import { x } from '@dysco/protocol';
-t.equal(x, 1);
