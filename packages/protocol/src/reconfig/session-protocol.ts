@@ -1,0 +1,603 @@
+import { initialTransition, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
+import { type Address, addressEquals, formatAddress } from '../address.js';
+import { type FiveTuple, tupleEquals } from '../tuple.js';
+import {
+  ZERO_DELTAS,
+  composeDeltas,
+  type ControlMessage,
+  type Deltas,
+  type NackReason,
+  type RequestLock,
+} from '../messages.js';
+import {
+  leftAnchorMachine,
+  lockMachine,
+  rightAnchorMachine,
+  type HeldRequest,
+  type LeftAnchorContext,
+  type LockContext,
+  type RightAnchorContext,
+  type Wire,
+} from './machines.js';
+import { DEFAULT_RETRY, type Hop, type ProtocolAction, type ProtocolEvent, type RetryPolicy, type TimerName } from './types.js';
+
+export type LockState = 'unlocked' | 'lockPending' | 'locked';
+export type LeftAnchorState = 'OnePath' | 'Requesting' | 'SettingUp' | 'TwoPaths' | 'Canceling';
+export type RightAnchorState = 'OnePath' | 'Requested' | 'Waiting' | 'TwoPaths';
+
+export interface SessionProtocolOptions {
+  readonly self: Address;
+  /** The session tuple as this agent's stack or middlebox sees it. */
+  readonly session: FiveTuple;
+  /** Neighbour and subsession to the left (absent at the originating host). */
+  readonly left?: Hop | undefined;
+  /** Neighbour and subsession to the right (absent at the destination host). */
+  readonly right?: Hop | undefined;
+  /** This box's own sequence-space deltas (a spliced proxy, a stream-changing box). */
+  readonly ownDeltas?: Deltas;
+  readonly retry?: RetryPolicy;
+}
+
+/** A box's own request to be taken out (rightRequest), until the left neighbour acts on it. */
+interface SelfRequest {
+  readonly reconfigId: number;
+  readonly message: ControlMessage;
+  readonly to: Address;
+  readonly tries: number;
+  readonly rto: number;
+  /** The left neighbour started locking: stop repeating. */
+  readonly started: boolean;
+}
+
+/** A box of a new path being set up, between the hops it joins. */
+interface NewPathRelay {
+  readonly requester: string;
+  readonly reconfigId: number;
+  /** The right anchor answered (synAck passed): nothing is pending here any more, but an abort may still come. */
+  readonly confirmed: boolean;
+}
+
+/** A finished reconfiguration remembered for a while, to answer late duplicates. */
+interface Tombstone {
+  readonly requester: string;
+  readonly reconfigId: number;
+  /** What to repeat: our teardown (anchors) or nothing (relays forward). */
+  readonly reply: ProtocolAction | undefined;
+}
+
+const key = (a: Address) => formatAddress(a);
+
+/**
+ * The reconfiguration protocol for one session at one agent: routes events
+ * to the lock, leftAnchor and rightAnchor machines, relays what is not for
+ * this agent, and returns the actions to execute. No I/O, no clock: timers
+ * are actions and their expiry is an event.
+ */
+export class SessionProtocol {
+  readonly self: Address;
+  readonly session: FiveTuple;
+  left: Hop | undefined;
+  right: Hop | undefined;
+  ownDeltas: Deltas;
+  /** True once this agent is no longer on the session's path (its state can go). */
+  departed = false;
+  private readonly retry: RetryPolicy;
+  private readonly lockM = lockMachine;
+  private readonly leftM: ReturnType<typeof leftAnchorMachine>;
+  private readonly rightM: ReturnType<typeof rightAnchorMachine>;
+  private lockS: SnapshotFrom<typeof lockMachine>;
+  private leftS: SnapshotFrom<ReturnType<typeof leftAnchorMachine>>;
+  private rightS: SnapshotFrom<ReturnType<typeof rightAnchorMachine>>;
+  private msgSeq = 0;
+  private selfRequest: SelfRequest | undefined;
+  private newPathRelay: NewPathRelay | undefined;
+  /** Old-path relay: teardowns seen from each side. */
+  private teardownSeen = { fromLeft: false, fromRight: false };
+  private tombstones: Tombstone[] = [];
+
+  constructor(o: SessionProtocolOptions) {
+    this.self = o.self;
+    this.session = o.session;
+    this.left = o.left;
+    this.right = o.right;
+    this.ownDeltas = o.ownDeltas ?? ZERO_DELTAS;
+    this.retry = o.retry ?? DEFAULT_RETRY;
+    this.leftM = leftAnchorMachine(this.retry);
+    this.rightM = rightAnchorMachine(this.retry);
+    this.lockS = initialTransition(this.lockM)[0];
+    this.leftS = initialTransition(this.leftM)[0];
+    this.rightS = initialTransition(this.rightM)[0];
+  }
+
+  // ---- observation -------------------------------------------------------
+
+  get lockState(): LockState {
+    return this.lockS.value as LockState;
+  }
+  get leftAnchorState(): LeftAnchorState {
+    return this.leftS.value as LeftAnchorState;
+  }
+  get rightAnchorState(): RightAnchorState {
+    return this.rightS.value as RightAnchorState;
+  }
+  get lockContext(): LockContext {
+    return this.lockS.context;
+  }
+  get leftAnchorContext(): LeftAnchorContext {
+    return this.leftS.context;
+  }
+  get rightAnchorContext(): RightAnchorContext {
+    return this.rightS.context;
+  }
+  /** No reconfiguration in progress here and nothing held: what a quiescent agent must look like. */
+  get idle(): boolean {
+    return (
+      this.lockState === 'unlocked' &&
+      this.lockContext.held === undefined &&
+      this.leftAnchorState === 'OnePath' &&
+      this.rightAnchorState === 'OnePath' &&
+      (this.newPathRelay === undefined || this.newPathRelay.confirmed) &&
+      (this.selfRequest === undefined || this.selfRequest.started)
+    );
+  }
+  get pendingTombstones(): number {
+    return this.tombstones.length;
+  }
+
+  // ---- driving -------------------------------------------------------------
+
+  handle(ev: ProtocolEvent): ProtocolAction[] {
+    const out: ProtocolAction[] = [];
+    switch (ev.type) {
+      case 'reconfigure':
+        this.startReconfig(ev.reconfigId, ev.rightAnchor, ev.newChain, ev.newHop, out);
+        break;
+      case 'requestSelfReconfig':
+        this.startSelfRequest(ev.reconfigId, ev.newChain, out);
+        break;
+      case 'cancel':
+        this.runLeft({ type: 'cancel' }, out);
+        break;
+      case 'timeout':
+        this.onTimeout(ev.timer, out);
+        break;
+      case 'oldPathDrained':
+        if (this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'oldPathDrained' }, out);
+        if (this.rightAnchorState === 'TwoPaths') this.runRight({ type: 'oldPathDrained' }, out);
+        break;
+      case 'message':
+        this.onMessage(ev.message, ev.from, ev.nextHop, out);
+        break;
+    }
+    return out;
+  }
+
+  private nextSeq(): number {
+    this.msgSeq = (this.msgSeq + 1) >>> 0;
+    return this.msgSeq;
+  }
+
+  private collect(actions: readonly { type: string; params?: unknown }[], out: ProtocolAction[]): void {
+    for (const a of actions) {
+      if (a.type === 'emit' && a.params !== undefined) out.push(a.params as ProtocolAction);
+    }
+  }
+
+  private runLock(ev: Parameters<typeof transition<typeof lockMachine>>[2], out: ProtocolAction[]): void {
+    const [s, acts] = transition(this.lockM, this.lockS, ev);
+    this.lockS = s;
+    this.collect(acts, out);
+  }
+
+  private runLeft(ev: Parameters<typeof transition<ReturnType<typeof leftAnchorMachine>>>[2], out: ProtocolAction[]): void {
+    const before = this.leftAnchorState;
+    const [s, acts] = transition(this.leftM, this.leftS, ev);
+    this.leftS = s;
+    this.collect(acts, out);
+    this.afterLeft(before, out);
+  }
+
+  private runRight(ev: Parameters<typeof transition<ReturnType<typeof rightAnchorMachine>>>[2], out: ProtocolAction[]): void {
+    const before = this.rightAnchorState;
+    const [s, acts] = transition(this.rightM, this.rightS, ev);
+    this.rightS = s;
+    this.collect(acts, out);
+    this.afterRight(before, out);
+  }
+
+  /** Consequences of left-anchor transitions on the path and the lock. */
+  private afterLeft(before: LeftAnchorState, out: ProtocolAction[]): void {
+    const now = this.leftAnchorState;
+    const c = this.leftAnchorContext;
+    if (before === 'SettingUp' && now === 'Canceling' && c.newHop) {
+      // boxes of the new path leave it (best effort: it may be down, which is why we abort)
+      out.push({ type: 'send', to: c.newHop.agent, message: { ...this.abandon(c.requester!, c.reconfigId!, c.newHop.subsession), fromLeft: true } });
+    }
+    if (before === now || now !== 'OnePath') return;
+    if (before === 'TwoPaths') {
+      // completed: the new subsession replaces the old one, and starts unlocked
+      this.right = c.newHop;
+      this.runLock({ type: 'release' }, out);
+      this.remember(c.requester!, c.reconfigId!, c.wire && c.oldHop ? { type: 'send', to: c.oldHop.agent, message: c.wire.teardown } : undefined, out);
+    } else if (before === 'Requesting' && this.lockState === 'lockPending') {
+      // refused: release our pending lock (a held request goes on)
+      this.runLock({ type: 'nackLock', requester: key(c.requester!), reconfigId: c.reconfigId! }, out);
+    } else if (before === 'Canceling') {
+      this.runLock({ type: 'cancelLock', requester: key(c.requester!), reconfigId: c.reconfigId! }, out);
+    }
+  }
+
+  private afterRight(before: RightAnchorState, out: ProtocolAction[]): void {
+    const now = this.rightAnchorState;
+    if (before === now || now !== 'OnePath') return;
+    const c = this.rightAnchorContext;
+    if (before === 'Waiting' && c.newHop) {
+      out.push({ type: 'send', to: c.newHop.agent, message: { ...this.abandon(c.requester!, c.reconfigId!, c.newHop.subsession), fromLeft: false } });
+    }
+    if (before === 'TwoPaths') {
+      this.left = c.newHop;
+      this.remember(c.requester!, c.reconfigId!, c.teardown && c.oldHop ? { type: 'send', to: c.oldHop.agent, message: c.teardown } : undefined, out);
+    }
+  }
+
+  private abandon(requester: Address, reconfigId: number, subsession: FiveTuple) {
+    return { type: 'teardown' as const, subsession, reconfigId, msgSeq: this.nextSeq(), requester };
+  }
+
+  private remember(requester: Address, reconfigId: number, reply: ProtocolAction | undefined, out: ProtocolAction[]): void {
+    this.tombstones.push({ requester: key(requester), reconfigId, reply });
+    out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
+  }
+
+  private tombstone(requester: Address, reconfigId: number): Tombstone | undefined {
+    const r = key(requester);
+    return this.tombstones.find((t) => t.requester === r && t.reconfigId === reconfigId);
+  }
+
+  // ---- starting ------------------------------------------------------------
+
+  private startReconfig(reconfigId: number, rightAnchor: Address, newChain: readonly Address[], newHop: Hop, out: ProtocolAction[]): void {
+    const oldHop = this.right;
+    if (!oldHop || this.leftAnchorState !== 'OnePath' || this.lockState !== 'unlocked') {
+      out.push({ type: 'outcome', reconfigId, requester: this.self, result: 'aborted', reason: 'busy' });
+      return;
+    }
+    const seq = () => this.nextSeq();
+    const common = (subsession: FiveTuple) => ({ subsession, reconfigId, msgSeq: seq() });
+    const requester = this.self;
+    const wire: Wire = {
+      requestLock: { type: 'requestLock', ...common(oldHop.subsession), requester, rightAnchor, deltas: ZERO_DELTAS },
+      cancelLock: (reason: NackReason) => ({ type: 'cancelLock', ...common(oldHop.subsession), requester, reason }),
+      syn: {
+        type: 'syn',
+        ...common(newHop.subsession),
+        requester,
+        leftAnchor: this.self,
+        rightAnchor,
+        session: this.session,
+        chain: newChain.slice(1),
+        deltas: ZERO_DELTAS,
+      },
+      ack: { type: 'ack', ...common(newHop.subsession), requester },
+      teardown: { type: 'teardown', ...common(oldHop.subsession), requester, fromLeft: true },
+    };
+    this.runLock({ type: 'acquire', requester: key(requester), reconfigId }, out);
+    this.runLeft({ type: 'start', reconfigId, requester, oldHop, newHop, wire }, out);
+  }
+
+  private startSelfRequest(reconfigId: number, newChain: readonly Address[], out: ProtocolAction[]): void {
+    if (!this.left || !this.right) {
+      out.push({ type: 'outcome', reconfigId, requester: this.self, result: 'aborted', reason: 'anchorNotFound' });
+      return;
+    }
+    const message: ControlMessage = {
+      type: 'rightRequest',
+      subsession: this.left.subsession,
+      reconfigId,
+      msgSeq: this.nextSeq(),
+      requester: this.self,
+      rightAnchor: this.right.agent,
+      newChain,
+    };
+    this.selfRequest = { reconfigId, message, to: this.left.agent, tries: 0, rto: this.retry.rto, started: false };
+    out.push({ type: 'send', to: this.left.agent, message }, { type: 'armTimer', timer: 'rightRequest', delay: this.retry.rto });
+  }
+
+  private onTimeout(timer: TimerName, out: ProtocolAction[]): void {
+    switch (timer) {
+      case 'requestLock':
+      case 'syn':
+      case 'cancelLock':
+        this.runLeft({ type: 'timeout', timer }, out);
+        return;
+      case 'synAck':
+        this.runRight({ type: 'timeout', timer }, out);
+        return;
+      case 'teardown':
+        // both anchor roles may wait on a teardown; each ignores a timer it has not armed
+        if (this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'timeout', timer }, out);
+        if (this.rightAnchorState === 'TwoPaths') this.runRight({ type: 'timeout', timer }, out);
+        return;
+      case 'rightRequest': {
+        const r = this.selfRequest;
+        if (!r || r.started) return;
+        if (r.tries >= this.retry.limits.rightRequest) {
+          this.selfRequest = undefined;
+          out.push({ type: 'outcome', reconfigId: r.reconfigId, requester: this.self, result: 'aborted', reason: 'timeout' });
+          return;
+        }
+        const rto = Math.min(r.rto * 2, this.retry.maxRto);
+        this.selfRequest = { ...r, tries: r.tries + 1, rto };
+        out.push({ type: 'send', to: r.to, message: r.message }, { type: 'armTimer', timer: 'rightRequest', delay: rto });
+        return;
+      }
+      case 'tombstone':
+        this.tombstones.shift();
+        return;
+    }
+  }
+
+  // ---- messages ------------------------------------------------------------
+
+  private isSelf(a: Address): boolean {
+    return addressEquals(a, this.self);
+  }
+
+  private onMessage(m: ControlMessage, from: Address, nextHop: Hop | undefined, out: ProtocolAction[]): void {
+    switch (m.type) {
+      case 'requestLock':
+        return this.onRequestLock(m, from, out);
+      case 'ackLock': {
+        if (this.isSelf(m.requester)) {
+          const la = this.leftAnchorContext;
+          if (this.leftAnchorState !== 'Requesting' || la.reconfigId !== m.reconfigId || !la.wire) return;
+          this.runLock({ type: 'ackLock', requester: key(m.requester), reconfigId: m.reconfigId }, out);
+          const syn = { ...la.wire.syn, deltas: m.deltas };
+          this.runLeft({ type: 'ackLock', deltas: m.deltas, syn }, out);
+          return;
+        }
+        const forwardLeft = this.left && { type: 'send' as const, to: this.left.agent, message: { ...m, subsession: this.left.subsession } };
+        this.runLock({ type: 'ackLock', requester: key(m.requester), reconfigId: m.reconfigId, ...(forwardLeft ? { forwardLeft } : {}) }, out);
+        return;
+      }
+      case 'nackLock': {
+        if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId) this.endSelfRequest('aborted', m.reason, out);
+        if (this.isSelf(m.requester)) {
+          const la = this.leftAnchorContext;
+          if (this.leftAnchorState === 'Requesting' && la.reconfigId === m.reconfigId) this.runLeft({ type: 'nackLock', reason: m.reason }, out);
+          return;
+        }
+        const forwardLeft = this.left && { type: 'send' as const, to: this.left.agent, message: { ...m, subsession: this.left.subsession } };
+        // a duplicate refusal of a request no longer pending here is dropped: the requester's retransmission recovers a lost one
+        if (this.lockState !== 'lockPending' || this.lockContext.requester !== key(m.requester)) return;
+        this.runLock({ type: 'nackLock', requester: key(m.requester), reconfigId: m.reconfigId, ...(forwardLeft ? { forwardLeft } : {}) }, out);
+        return;
+      }
+      case 'cancelLock': {
+        if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId) this.endSelfRequest('aborted', m.reason, out);
+        const rc = this.rightAnchorContext;
+        const ackCancel: ProtocolAction = {
+          type: 'send',
+          to: from,
+          message: { type: 'ackCancel', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester },
+        };
+        if (this.rightAnchorState !== 'OnePath' && rc.reconfigId === m.reconfigId && rc.requester && addressEquals(rc.requester, m.requester)) {
+          if (this.rightAnchorState === 'TwoPaths') return; // too late to cancel; cannot happen with a correct left anchor
+          this.runRight({ type: 'cancelLock', ackCancel, reason: m.reason }, out);
+          return;
+        }
+        if (!this.right) {
+          // end of the path: nobody further to clear
+          out.push(ackCancel);
+          return;
+        }
+        const forwardRight: ProtocolAction = { type: 'send', to: this.right.agent, message: { ...m, subsession: this.right.subsession } };
+        this.runLock({ type: 'cancelLock', requester: key(m.requester), reconfigId: m.reconfigId, forwardRight }, out);
+        return;
+      }
+      case 'ackCancel': {
+        if (this.isSelf(m.requester)) {
+          if (this.leftAnchorState === 'Canceling' && this.leftAnchorContext.reconfigId === m.reconfigId) this.runLeft({ type: 'ackCancel' }, out);
+          return;
+        }
+        if (this.left) out.push({ type: 'send', to: this.left.agent, message: { ...m, subsession: this.left.subsession } });
+        return;
+      }
+      case 'rightRequest': {
+        if (!this.right || !addressEquals(this.right.agent, from)) return;
+        const la = this.leftAnchorContext;
+        if (this.leftAnchorState !== 'OnePath' && la.reconfigId === m.reconfigId) return; // duplicate: already on it
+        if (!nextHop || this.leftAnchorState !== 'OnePath' || this.lockState !== 'unlocked') {
+          out.push({
+            type: 'send',
+            to: from,
+            message: { type: 'nackLock', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: this.self, reason: 'busy' },
+          });
+          return;
+        }
+        // the requester's identifier is kept, so it can follow its request
+        this.startReconfig(m.reconfigId, m.rightAnchor, m.newChain, nextHop, out);
+        return;
+      }
+      case 'syn':
+        return this.onSyn(m, from, nextHop, out);
+      case 'synAck': {
+        const la = this.leftAnchorContext;
+        if (this.isSelf(m.requester)) {
+          if ((this.leftAnchorState === 'SettingUp' || this.leftAnchorState === 'TwoPaths') && la.reconfigId === m.reconfigId) {
+            this.runLeft({ type: 'synAck' }, out);
+          }
+          return;
+        }
+        if (this.newPathRelay && this.isRelayOf(m) && this.left) {
+          this.newPathRelay = { ...this.newPathRelay, confirmed: true };
+          out.push({ type: 'send', to: this.left.agent, message: { ...m, subsession: this.left.subsession } });
+        }
+        return;
+      }
+      case 'ack': {
+        const rc = this.rightAnchorContext;
+        if (rc.reconfigId === m.reconfigId && rc.requester && addressEquals(rc.requester, m.requester)) {
+          if (this.rightAnchorState === 'Waiting') this.runRight({ type: 'ack' }, out);
+          return;
+        }
+        if (this.newPathRelay && this.isRelayOf(m) && this.right) {
+          this.newPathRelay = undefined; // established: from now on a plain member of the path
+          out.push({ type: 'send', to: this.right.agent, message: { ...m, subsession: this.right.subsession } });
+        }
+        return;
+      }
+      case 'teardown':
+        return this.onTeardown(m, out);
+    }
+  }
+
+  private isRelayOf(m: { requester: Address; reconfigId: number }): boolean {
+    return this.newPathRelay !== undefined && this.newPathRelay.requester === key(m.requester) && this.newPathRelay.reconfigId === m.reconfigId;
+  }
+
+  private endSelfRequest(result: 'completed' | 'aborted', reason: NackReason | undefined, out: ProtocolAction[]): void {
+    const r = this.selfRequest;
+    if (!r) return;
+    this.selfRequest = undefined;
+    if (!r.started) out.push({ type: 'cancelTimer', timer: 'rightRequest' });
+    out.push({ type: 'outcome', reconfigId: r.reconfigId, requester: this.self, result, ...(reason ? { reason } : {}) });
+  }
+
+  private onRequestLock(m: RequestLock, from: Address, out: ProtocolAction[]): void {
+    if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId && !this.selfRequest.started) {
+      // our left neighbour acted on our rightRequest
+      this.selfRequest = { ...this.selfRequest, started: true };
+      out.push({ type: 'cancelTimer', timer: 'rightRequest' });
+    }
+    const nack = (reason: NackReason): ProtocolAction => ({
+      type: 'send',
+      to: from,
+      message: { type: 'nackLock', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester, reason },
+    });
+    if (this.isSelf(m.rightAnchor)) {
+      const rc = this.rightAnchorContext;
+      const same = rc.reconfigId === m.reconfigId && rc.requester !== undefined && addressEquals(rc.requester, m.requester);
+      if (this.rightAnchorState === 'OnePath') {
+        const t = this.tombstone(m.requester, m.reconfigId);
+        if (t) return; // a stale duplicate of a finished reconfiguration
+        const oldHop: Hop = { agent: from, subsession: m.subsession };
+        this.runRight(
+          {
+            type: 'requestLock',
+            reconfigId: m.reconfigId,
+            requester: m.requester,
+            oldHop,
+            deltas: m.deltas,
+            ackLock: {
+              type: 'ackLock',
+              subsession: m.subsession,
+              reconfigId: m.reconfigId,
+              msgSeq: m.msgSeq,
+              requester: m.requester,
+              rightAnchor: m.rightAnchor,
+              deltas: m.deltas,
+            },
+            teardown: { type: 'teardown', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: this.nextSeq(), requester: m.requester, fromLeft: false },
+          },
+          out,
+        );
+      } else if (same) {
+        this.runRight({ type: 'requestLock' } as never, out);
+      } else {
+        out.push(nack('busy'));
+      }
+      return;
+    }
+    if (this.isSelf(m.requester)) return; // our own request came back: ignore
+    if (!this.right) {
+      out.push(nack('anchorNotFound'));
+      return;
+    }
+    const request: HeldRequest = {
+      requester: key(m.requester),
+      reconfigId: m.reconfigId,
+      forward: {
+        type: 'send',
+        to: this.right.agent,
+        message: { ...m, subsession: this.right.subsession, deltas: composeDeltas(m.deltas, this.ownDeltas) },
+      },
+      nack,
+    };
+    this.runLock({ type: 'relayRequest', request }, out);
+  }
+
+  private onSyn(m: Extract<ControlMessage, { type: 'syn' }>, from: Address, nextHop: Hop | undefined, out: ProtocolAction[]): void {
+    const newHop: Hop = { agent: from, subsession: m.subsession };
+    if (this.isSelf(m.rightAnchor)) {
+      const rc = this.rightAnchorContext;
+      if (rc.reconfigId !== m.reconfigId || !rc.requester || !addressEquals(rc.requester, m.requester)) return;
+      if (this.rightAnchorState === 'Requested') {
+        this.runRight(
+          {
+            type: 'syn',
+            newHop,
+            synAck: { type: 'synAck', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester },
+          },
+          out,
+        );
+      } else if (this.rightAnchorState === 'Waiting') {
+        this.runRight({ type: 'syn' } as never, out);
+      }
+      return;
+    }
+    // a box of the new path
+    if (this.newPathRelay) {
+      if (this.isRelayOf(m) && this.right) out.push({ type: 'send', to: this.right.agent, message: { ...m, subsession: this.right.subsession, chain: m.chain.slice(1) } });
+      return;
+    }
+    if (this.left || this.right || !nextHop) return; // already on this session's path: a box cannot appear twice
+    this.newPathRelay = { requester: key(m.requester), reconfigId: m.reconfigId, confirmed: false };
+    this.left = newHop;
+    this.right = nextHop;
+    out.push({ type: 'installRelay', left: newHop, right: nextHop, session: m.session, deltas: this.ownDeltas });
+    out.push({ type: 'send', to: nextHop.agent, message: { ...m, subsession: nextHop.subsession, chain: m.chain.slice(1) } });
+  }
+
+  private onTeardown(m: Extract<ControlMessage, { type: 'teardown' }>, out: ProtocolAction[]): void {
+    const t = this.tombstone(m.requester, m.reconfigId);
+    if (t) {
+      // the peer missed our teardown: repeat it
+      if (t.reply) out.push(t.reply);
+      return;
+    }
+    if (m.fromLeft) {
+      const rc = this.rightAnchorContext;
+      if (rc.reconfigId === m.reconfigId && rc.requester && addressEquals(rc.requester, m.requester)) {
+        // only a teardown on the old path says the left anchor is in TwoPaths; one on the new path abandons it (cancelLock follows)
+        const viaOldPath = rc.oldHop !== undefined && tupleEquals(rc.oldHop.subsession, m.subsession);
+        if (viaOldPath && (this.rightAnchorState === 'Waiting' || this.rightAnchorState === 'TwoPaths')) this.runRight({ type: 'teardown' }, out);
+        return;
+      }
+    } else {
+      const lc = this.leftAnchorContext;
+      if (this.isSelf(m.requester) && lc.reconfigId === m.reconfigId) {
+        if (this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'teardown' }, out);
+        return;
+      }
+    }
+    // a relay of the old path, or of a new path that is being abandoned
+    const lc = this.lockContext;
+    const onOldPath = lc.requester === key(m.requester) && lc.reconfigId === m.reconfigId;
+    const abandonedNewPath = this.isRelayOf(m);
+    if (!onOldPath && !abandonedNewPath) return;
+    const next = m.fromLeft ? this.right : this.left;
+    if (next) out.push({ type: 'send', to: next.agent, message: { ...m, subsession: next.subsession } });
+    if (m.fromLeft) this.teardownSeen.fromLeft = true;
+    else this.teardownSeen.fromRight = true;
+    if (abandonedNewPath || (this.teardownSeen.fromLeft && this.teardownSeen.fromRight)) {
+      if (this.left && this.right) out.push({ type: 'removeRelay', left: this.left, right: this.right });
+      if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId) this.endSelfRequest('completed', undefined, out);
+      this.newPathRelay = undefined;
+      this.lockS = initialTransition(this.lockM)[0];
+      this.departed = true;
+    }
+  }
+}
+
+export type { AnyStateMachine };

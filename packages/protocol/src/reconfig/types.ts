@@ -1,0 +1,82 @@
+import type { Address } from '../address.js';
+import type { FiveTuple } from '../tuple.js';
+import type { ControlMessage, Deltas, NackReason } from '../messages.js';
+
+/**
+ * Events in, actions out: the reconfiguration protocol of one session at
+ * one agent, driven through pure transitions. The agent (or the simulator)
+ * turns actions into UDP datagrams, session-table updates and timers, and
+ * feeds back what happens as events. Names match the Promela models.
+ */
+
+/** One hop of the current path seen from this agent: the neighbour and the subsession tuple between us (left-to-right orientation). */
+export interface Hop {
+  readonly agent: Address;
+  readonly subsession: FiveTuple;
+}
+
+export type TimerName = 'requestLock' | 'syn' | 'cancelLock' | 'synAck' | 'teardown' | 'rightRequest' | 'tombstone';
+
+export interface RetryPolicy {
+  /** First retransmission timeout, ms. */
+  readonly rto: number;
+  /** Upper bound of the doubled timeout, ms. */
+  readonly maxRto: number;
+  /** Retransmissions allowed per message before giving up (cancelLock never gives up: it is what releases locks). */
+  readonly limits: Readonly<Record<Exclude<TimerName, 'tombstone'>, number>>;
+  /** How long a completed reconfiguration is remembered to answer late duplicates, ms. */
+  readonly tombstoneMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
+  rto: 200,
+  maxRto: 3200,
+  limits: Object.freeze({ requestLock: 6, syn: 6, synAck: 6, teardown: 8, rightRequest: 6, cancelLock: Infinity }),
+  tombstoneMs: 30_000,
+});
+
+export type ProtocolEvent =
+  /** Operator or library: this agent becomes the left anchor. */
+  | {
+      readonly type: 'reconfigure';
+      readonly reconfigId: number;
+      readonly rightAnchor: Address;
+      readonly newChain: readonly Address[];
+      /** First subsession of the new path, allocated by the agent. */
+      readonly newHop: Hop;
+    }
+  /** A box asks its left neighbour to replace the segment up to its right neighbour (self-removal when newChain is empty). */
+  | { readonly type: 'requestSelfReconfig'; readonly reconfigId: number; readonly newChain: readonly Address[] }
+  /** Operator: abort this agent's reconfiguration if it can still be aborted. */
+  | { readonly type: 'cancel' }
+  /** A control message from a neighbour. `nextHop` is a subsession allocated by the agent in case this agent must extend a new path (syn) or start a reconfiguration (rightRequest). */
+  | { readonly type: 'message'; readonly message: ControlMessage; readonly from: Address; readonly nextHop?: Hop }
+  | { readonly type: 'timeout'; readonly timer: TimerName }
+  /** Data plane: everything this anchor sent on the old path is acknowledged. */
+  | { readonly type: 'oldPathDrained' };
+
+export type Side = 'left' | 'right';
+
+export type ProtocolAction =
+  | { readonly type: 'send'; readonly to: Address; readonly message: ControlMessage }
+  | { readonly type: 'armTimer'; readonly timer: TimerName; readonly delay: number }
+  | { readonly type: 'cancelTimer'; readonly timer: TimerName }
+  /** Install the receive side of a new path at an anchor (side: where the new path attaches). */
+  | { readonly type: 'prepareNewPath'; readonly side: Side; readonly hop: Hop; readonly deltas: Deltas }
+  /** Start sending on the new path (two-path mode with cutoffs). */
+  | { readonly type: 'enterTwoPaths'; readonly side: Side; readonly hop: Hop; readonly deltas: Deltas }
+  /** Make the new path the only path and remove the old one. */
+  | { readonly type: 'completeTwoPaths'; readonly side: Side; readonly oldHop: Hop; readonly newHop: Hop }
+  /** Remove a new path that did not come up. */
+  | { readonly type: 'abortNewPath'; readonly side: Side; readonly hop: Hop }
+  /** A new-path box installs the session between two hops. */
+  | { readonly type: 'installRelay'; readonly left: Hop; readonly right: Hop; readonly session: FiveTuple; readonly deltas: Deltas }
+  /** An old-path box (or an aborted new-path box) leaves the session. */
+  | { readonly type: 'removeRelay'; readonly left: Hop; readonly right: Hop }
+  | {
+      readonly type: 'outcome';
+      readonly reconfigId: number;
+      readonly requester: Address;
+      readonly result: 'completed' | 'aborted';
+      readonly reason?: NackReason;
+    };
