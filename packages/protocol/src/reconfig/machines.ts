@@ -144,6 +144,11 @@ export const lockMachine = setup({
         ],
         cancelLock: [
           {
+            // the request we hold is abandoned by its requester: forget it
+            guard: ({ context, event }) => context.held !== undefined && sameRequest(context.held as unknown as LockContext, event),
+            actions: [emit(({ event }) => event.forwardRight), assign({ held: undefined })],
+          },
+          {
             guard: ({ context, event }) => sameRequest(context, event) && context.own && context.held !== undefined,
             target: 'lockPending',
             reenter: true,
@@ -262,16 +267,17 @@ function settle(timer: TimerName): Acts {
 
 function settleAll(): Acts {
   return [
-    ...(['requestLock', 'syn', 'cancelLock', 'synAck', 'teardown'] as const).flatMap((t) => settle(t)),
+    ...(['requestLock', 'syn', 'cancelLock', 'synAck', 'teardown', 'rightTeardown'] as const).flatMap((t) => settle(t)),
   ];
 }
 
 const retriesLeft =
-  (timer: Exclude<TimerName, 'tombstone'>) =>
+  (timer: Exclude<TimerName, 'tombstone' | 'linger'>) =>
   ({ context, event }: { context: any; event: any }) => {
     const c = context as RetryContext;
     const o = c.outstanding[timer];
-    return event.timer === timer && o !== undefined && o.tries < c.retry.limits[timer];
+    const limit = c.retry.limits[timer === 'rightTeardown' ? 'teardown' : timer];
+    return event.timer === timer && o !== undefined && o.tries < limit;
   };
 const isTimer =
   (timer: TimerName) =>
@@ -630,7 +636,7 @@ export function rightAnchorMachine(retry: RetryPolicy) {
             {
               actions: [
                 assign({ drained: true }),
-                ...transmit('teardown', ({ context }) => ({ to: context.oldHop.agent, message: context.teardown })),
+                ...transmit('rightTeardown', ({ context }) => ({ to: context.oldHop.agent, message: context.teardown })),
               ],
             },
           ],
@@ -639,8 +645,8 @@ export function rightAnchorMachine(retry: RetryPolicy) {
             { actions: assign({ peerDrained: true }) },
           ],
           timeout: [
-            { guard: retriesLeft('teardown'), actions: retransmit('teardown') },
-            { guard: isTimer('teardown'), target: 'OnePath', actions: completeRight },
+            { guard: retriesLeft('rightTeardown'), actions: retransmit('rightTeardown') },
+            { guard: isTimer('rightTeardown'), target: 'OnePath', actions: completeRight },
           ],
         },
       },

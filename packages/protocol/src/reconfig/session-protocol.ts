@@ -67,6 +67,9 @@ interface Tombstone {
 
 const key = (a: Address) => formatAddress(a);
 
+/** msgSeq of a teardown repeated by an anchor that has already finished; see onTeardown. */
+export const REPEATED_TEARDOWN = 0;
+
 /**
  * The reconfiguration protocol for one session at one agent: routes events
  * to the lock, leftAnchor and rightAnchor machines, relays what is not for
@@ -79,8 +82,14 @@ export class SessionProtocol {
   left: Hop | undefined;
   right: Hop | undefined;
   ownDeltas: Deltas;
-  /** True once this agent is no longer on the session's path (its state can go). */
+  /**
+   * True once this agent is no longer on the session's path. It keeps
+   * forwarding late teardowns of the reconfiguration that removed it until
+   * its tombstone timer fires; then `gone` is set and its state can go.
+   */
   departed = false;
+  gone = false;
+  private forwarding: { requester: string; reconfigId: number; left: Hop | undefined; right: Hop | undefined } | undefined;
   private readonly retry: RetryPolicy;
   private readonly lockM = lockMachine;
   private readonly leftM: ReturnType<typeof leftAnchorMachine>;
@@ -93,7 +102,14 @@ export class SessionProtocol {
   private newPathRelay: NewPathRelay | undefined;
   /** Old-path relay: teardowns seen from each side. */
   private teardownSeen = { fromLeft: false, fromRight: false };
+  /**
+   * Finished or cancelled reconfigurations, remembered between one and two
+   * tombstone periods (two generations swapped by one timer), so late
+   * duplicates are answered or ignored instead of starting anything.
+   */
   private tombstones: Tombstone[] = [];
+  private olderTombstones: Tombstone[] = [];
+  private tombstoneTimerArmed = false;
 
   constructor(o: SessionProtocolOptions) {
     this.self = o.self;
@@ -141,13 +157,18 @@ export class SessionProtocol {
     );
   }
   get pendingTombstones(): number {
-    return this.tombstones.length;
+    return this.tombstones.length + this.olderTombstones.length;
   }
 
   // ---- driving -------------------------------------------------------------
 
   handle(ev: ProtocolEvent): ProtocolAction[] {
     const out: ProtocolAction[] = [];
+    if (this.departed) {
+      if (ev.type === 'message' && ev.message.type === 'teardown') this.onTeardown(ev.message, out);
+      else if (ev.type === 'timeout' && ev.timer === 'tombstone') this.onTimeout('tombstone', out);
+      return out;
+    }
     switch (ev.type) {
       case 'reconfigure':
         this.startReconfig(ev.reconfigId, ev.rightAnchor, ev.newChain, ev.newHop, out);
@@ -169,11 +190,17 @@ export class SessionProtocol {
         this.onMessage(ev.message, ev.from, ev.nextHop, out);
         break;
     }
+    // we refused the very request we had asked for (our subsession was locked, or our own request won)
+    const r = this.selfRequest;
+    if (r) {
+      const refusal = out.find((a) => a.type === 'send' && a.message.type === 'nackLock' && a.message.reconfigId === r.reconfigId);
+      if (refusal && refusal.type === 'send' && refusal.message.type === 'nackLock') this.endSelfRequest('aborted', refusal.message.reason, out);
+    }
     return out;
   }
 
   private nextSeq(): number {
-    this.msgSeq = (this.msgSeq + 1) >>> 0;
+    this.msgSeq = (this.msgSeq + 1) >>> 0 || 1;
     return this.msgSeq;
   }
 
@@ -245,13 +272,18 @@ export class SessionProtocol {
   }
 
   private remember(requester: Address, reconfigId: number, reply: ProtocolAction | undefined, out: ProtocolAction[]): void {
+    if (this.tombstone(requester, reconfigId)) return;
     this.tombstones.push({ requester: key(requester), reconfigId, reply });
-    out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
+    if (!this.tombstoneTimerArmed) {
+      this.tombstoneTimerArmed = true;
+      out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
+    }
   }
 
   private tombstone(requester: Address, reconfigId: number): Tombstone | undefined {
     const r = key(requester);
-    return this.tombstones.find((t) => t.requester === r && t.reconfigId === reconfigId);
+    const match = (t: Tombstone) => t.requester === r && t.reconfigId === reconfigId;
+    return this.tombstones.find(match) ?? this.olderTombstones.find(match);
   }
 
   // ---- starting ------------------------------------------------------------
@@ -290,6 +322,10 @@ export class SessionProtocol {
       out.push({ type: 'outcome', reconfigId, requester: this.self, result: 'aborted', reason: 'anchorNotFound' });
       return;
     }
+    if (this.selfRequest) {
+      out.push({ type: 'outcome', reconfigId, requester: this.self, result: 'aborted', reason: 'busy' });
+      return;
+    }
     const message: ControlMessage = {
       type: 'rightRequest',
       subsession: this.left.subsession,
@@ -314,9 +350,10 @@ export class SessionProtocol {
         this.runRight({ type: 'timeout', timer }, out);
         return;
       case 'teardown':
-        // both anchor roles may wait on a teardown; each ignores a timer it has not armed
-        if (this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'timeout', timer }, out);
-        if (this.rightAnchorState === 'TwoPaths') this.runRight({ type: 'timeout', timer }, out);
+        this.runLeft({ type: 'timeout', timer }, out);
+        return;
+      case 'rightTeardown':
+        this.runRight({ type: 'timeout', timer }, out);
         return;
       case 'rightRequest': {
         const r = this.selfRequest;
@@ -331,8 +368,19 @@ export class SessionProtocol {
         out.push({ type: 'send', to: r.to, message: r.message }, { type: 'armTimer', timer: 'rightRequest', delay: rto });
         return;
       }
+      case 'linger':
+        if (this.lingering) this.depart(this.lingering.requester, this.lingering.reconfigId, out);
+        return;
       case 'tombstone':
-        this.tombstones.shift();
+        if (this.departed) {
+          this.forwarding = undefined;
+          this.gone = true;
+          return;
+        }
+        this.olderTombstones = this.tombstones;
+        this.tombstones = [];
+        this.tombstoneTimerArmed = this.olderTombstones.length > 0;
+        if (this.tombstoneTimerArmed) out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
         return;
     }
   }
@@ -375,6 +423,8 @@ export class SessionProtocol {
       }
       case 'cancelLock': {
         if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId) this.endSelfRequest('aborted', m.reason, out);
+        // a requestLock or syn overtaken by this cancel must not start anything when it arrives
+        if (!this.isSelf(m.requester)) this.remember(m.requester, m.reconfigId, undefined, out);
         const rc = this.rightAnchorContext;
         const ackCancel: ProtocolAction = {
           type: 'send',
@@ -475,12 +525,11 @@ export class SessionProtocol {
       to: from,
       message: { type: 'nackLock', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester, reason },
     });
+    if (this.tombstone(m.requester, m.reconfigId)) return; // a late duplicate of a finished or cancelled reconfiguration
     if (this.isSelf(m.rightAnchor)) {
       const rc = this.rightAnchorContext;
       const same = rc.reconfigId === m.reconfigId && rc.requester !== undefined && addressEquals(rc.requester, m.requester);
       if (this.rightAnchorState === 'OnePath') {
-        const t = this.tombstone(m.requester, m.reconfigId);
-        if (t) return; // a stale duplicate of a finished reconfiguration
         const oldHop: Hop = { agent: from, subsession: m.subsession };
         this.runRight(
           {
@@ -529,6 +578,7 @@ export class SessionProtocol {
 
   private onSyn(m: Extract<ControlMessage, { type: 'syn' }>, from: Address, nextHop: Hop | undefined, out: ProtocolAction[]): void {
     const newHop: Hop = { agent: from, subsession: m.subsession };
+    if (this.tombstone(m.requester, m.reconfigId)) return;
     if (this.isSelf(m.rightAnchor)) {
       const rc = this.rightAnchorContext;
       if (rc.reconfigId !== m.reconfigId || !rc.requester || !addressEquals(rc.requester, m.requester)) return;
@@ -560,10 +610,24 @@ export class SessionProtocol {
   }
 
   private onTeardown(m: Extract<ControlMessage, { type: 'teardown' }>, out: ProtocolAction[]): void {
+    const f = this.forwarding;
+    if (f) {
+      // a late repetition between the anchors: pass it on even though we left the path
+      if (f.requester === key(m.requester) && f.reconfigId === m.reconfigId) {
+        const next = m.fromLeft ? f.right : f.left;
+        if (next) out.push({ type: 'send', to: next.agent, message: { ...m, subsession: next.subsession } });
+      }
+      return;
+    }
+    if (this.departed) return;
     const t = this.tombstone(m.requester, m.reconfigId);
     if (t) {
-      // the peer missed our teardown: repeat it
-      if (t.reply) out.push(t.reply);
+      // The peer missed our teardown: repeat it, marked as a repetition
+      // (msgSeq 0) that a finished anchor never answers, so two finished
+      // anchors cannot keep answering each other.
+      if (t.reply && t.reply.type === 'send' && m.msgSeq !== REPEATED_TEARDOWN) {
+        out.push({ ...t.reply, message: { ...t.reply.message, msgSeq: REPEATED_TEARDOWN } });
+      }
       return;
     }
     if (m.fromLeft) {
@@ -583,20 +647,46 @@ export class SessionProtocol {
     }
     // a relay of the old path, or of a new path that is being abandoned
     const lc = this.lockContext;
+    // it must come over the hop it claims to come from: a new path's teardown reaching a box of the old path is not for it
+    const arrivedOn = m.fromLeft ? this.left : this.right;
+    if (!arrivedOn || !tupleEquals(arrivedOn.subsession, m.subsession)) return;
     const onOldPath = lc.requester === key(m.requester) && lc.reconfigId === m.reconfigId;
     const abandonedNewPath = this.isRelayOf(m);
     if (!onOldPath && !abandonedNewPath) return;
     const next = m.fromLeft ? this.right : this.left;
     if (next) out.push({ type: 'send', to: next.agent, message: { ...m, subsession: next.subsession } });
+    // an anchor only tears down from TwoPaths, when nothing can abort the reconfiguration any more
+    if (onOldPath && this.selfRequest?.reconfigId === m.reconfigId) this.endSelfRequest('completed', undefined, out);
+    const first = !this.teardownSeen.fromLeft && !this.teardownSeen.fromRight;
     if (m.fromLeft) this.teardownSeen.fromLeft = true;
     else this.teardownSeen.fromRight = true;
     if (abandonedNewPath || (this.teardownSeen.fromLeft && this.teardownSeen.fromRight)) {
-      if (this.left && this.right) out.push({ type: 'removeRelay', left: this.left, right: this.right });
-      if (this.selfRequest && this.selfRequest.reconfigId === m.reconfigId) this.endSelfRequest('completed', undefined, out);
-      this.newPathRelay = undefined;
-      this.lockS = initialTransition(this.lockM)[0];
-      this.departed = true;
+      this.depart(m.requester, m.reconfigId, out);
+    } else if (first) {
+      // if the other anchor's teardown is lost for good, leave anyway after a while
+      this.lingering = { requester: m.requester, reconfigId: m.reconfigId };
+      out.push({ type: 'armTimer', timer: 'linger', delay: this.retry.tombstoneMs });
     }
+  }
+
+  private lingering: { requester: Address; reconfigId: number } | undefined;
+
+  /** Leave the session's path: remove our relay state, keep forwarding late teardowns for a while. */
+  private depart(requester: Address, reconfigId: number, out: ProtocolAction[]): void {
+    if (this.lingering) {
+      out.push({ type: 'cancelTimer', timer: 'linger' });
+      this.lingering = undefined;
+    }
+    if (this.left && this.right) out.push({ type: 'removeRelay', left: this.left, right: this.right });
+    // leaving the path through someone else's reconfiguration: our own request cannot happen any more
+    if (this.selfRequest) this.endSelfRequest('aborted', 'busy', out);
+    this.newPathRelay = undefined;
+    this.lockS = initialTransition(this.lockM)[0];
+    this.departed = true;
+    this.forwarding = { requester: key(requester), reconfigId, left: this.left, right: this.right };
+    this.left = undefined;
+    this.right = undefined;
+    out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
   }
 }
 

@@ -15,7 +15,12 @@ export interface Hop {
   readonly subsession: FiveTuple;
 }
 
-export type TimerName = 'requestLock' | 'syn' | 'cancelLock' | 'synAck' | 'teardown' | 'rightRequest' | 'tombstone';
+/**
+ * Timers of one session at one agent. The two anchor roles have their own
+ * teardown timers: an agent can be the right anchor of one reconfiguration
+ * and the left anchor of another at once.
+ */
+export type TimerName = 'requestLock' | 'syn' | 'cancelLock' | 'synAck' | 'teardown' | 'rightTeardown' | 'rightRequest' | 'tombstone' | 'linger';
 
 export interface RetryPolicy {
   /** First retransmission timeout, ms. */
@@ -23,8 +28,12 @@ export interface RetryPolicy {
   /** Upper bound of the doubled timeout, ms. */
   readonly maxRto: number;
   /** Retransmissions allowed per message before giving up (cancelLock never gives up: it is what releases locks). */
-  readonly limits: Readonly<Record<Exclude<TimerName, 'tombstone'>, number>>;
-  /** How long a completed reconfiguration is remembered to answer late duplicates, ms. */
+  readonly limits: Readonly<Record<Exclude<TimerName, 'tombstone' | 'rightTeardown' | 'linger'>, number>>;
+  /**
+   * How long a finished or cancelled reconfiguration is remembered to answer
+   * late duplicates, ms; also how long an old-path relay that has seen one
+   * anchor's teardown waits for the other's before it leaves anyway.
+   */
   readonly tombstoneMs: number;
 }
 

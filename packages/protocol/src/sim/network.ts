@@ -1,0 +1,78 @@
+import { type Address, formatAddress } from '../address.js';
+import { Rng } from './rng.js';
+import { EventQueue } from './queue.js';
+
+/** Link behaviour: every transmission is one hop between two agents. */
+export interface LinkModel {
+  /** Probability that a transmission is lost. */
+  readonly loss: number;
+  /** Probability that it is delivered twice. */
+  readonly duplicate: number;
+  /** Base one-way delay and random extra delay (ms); the jitter reorders. */
+  readonly delay: number;
+  readonly jitter: number;
+}
+
+export const PERFECT_LINK: LinkModel = { loss: 0, duplicate: 0, delay: 1, jitter: 0 };
+
+/**
+ * The simulated clock and the network: delivers payloads between addresses
+ * after a delay, losing, duplicating and reordering them as the link model
+ * says, all from one seeded random stream.
+ */
+export class Network<M> {
+  readonly queue = new EventQueue<() => void>();
+  now = 0;
+  readonly rng: Rng;
+  sent = 0;
+  lost = 0;
+  duplicated = 0;
+  /** Addresses that receive nothing (a box that is down). */
+  readonly down = new Set<string>();
+
+  constructor(
+    seed: number,
+    public link: LinkModel,
+    private readonly deliver: (to: Address, m: M) => void,
+  ) {
+    this.rng = new Rng(seed);
+  }
+
+  at(delay: number, f: () => void): void {
+    this.queue.push(this.now + delay, f);
+  }
+
+  send(to: Address, m: M, link: LinkModel = this.link): void {
+    this.sent++;
+    if (this.rng.chance(link.loss)) {
+      this.lost++;
+      return;
+    }
+    const copies = this.rng.chance(link.duplicate) ? 2 : 1;
+    if (copies === 2) this.duplicated++;
+    for (let i = 0; i < copies; i++) {
+      const d = link.delay + this.rng.next() * link.jitter;
+      this.at(d, () => {
+        if (!this.down.has(formatAddress(to))) this.deliver(to, m);
+      });
+    }
+  }
+
+  /** Runs events until none is left or the clock passes `until`. Returns the number run. */
+  run(until = Infinity, maxEvents = Infinity): number {
+    let n = 0;
+    for (;;) {
+      if (n >= maxEvents) break;
+      const e = this.queue.pop();
+      if (!e) break;
+      if (e.t > until) {
+        this.queue.push(e.t, e.v); // not yet: put it back
+        break;
+      }
+      this.now = e.t;
+      e.v();
+      n++;
+    }
+    return n;
+  }
+}
