@@ -42,8 +42,35 @@ export class Network<M> {
     this.queue.push(this.now + delay, f);
   }
 
+  /**
+   * In manual mode transmissions wait in `inflight` until a test delivers,
+   * drops or duplicates them (adversarial schedules); timers still run from
+   * the queue.
+   */
+  manual = false;
+  readonly inflight: { to: Address; m: M }[] = [];
+
+  deliverInflight(i: number): void {
+    const [x] = this.inflight.splice(i, 1);
+    if (x && !this.down.has(formatAddress(x.to))) this.deliver(x.to, x.m);
+  }
+
+  /** Leaves manual mode: what is in flight is delivered in order, one hop later. */
+  release(): void {
+    this.manual = false;
+    for (const x of this.inflight.splice(0)) {
+      this.at(this.link.delay, () => {
+        if (!this.down.has(formatAddress(x.to))) this.deliver(x.to, x.m);
+      });
+    }
+  }
+
   send(to: Address, m: M, link: LinkModel = this.link): void {
     this.sent++;
+    if (this.manual) {
+      this.inflight.push({ to, m });
+      return;
+    }
     if (this.rng.chance(link.loss)) {
       this.lost++;
       return;
@@ -59,6 +86,15 @@ export class Network<M> {
   }
 
   /** Runs events until none is left or the clock passes `until`. Returns the number run. */
+  /** Runs the next queued event (a timer, a scheduled operation); false when there is none. */
+  step(): boolean {
+    const e = this.queue.pop();
+    if (!e) return false;
+    this.now = Math.max(this.now, e.t);
+    e.v();
+    return true;
+  }
+
   run(until = Infinity, maxEvents = Infinity): number {
     let n = 0;
     for (;;) {

@@ -401,6 +401,12 @@ export class Simulation {
   /** Runs to quiescence and checks the end state. */
   run(maxEvents = 2_000_000): SimResult {
     this.scheduleOps();
+    return this.finish(maxEvents);
+  }
+
+  /** Delivers what is still in flight, runs to quiescence and checks the end state. */
+  finish(maxEvents = 2_000_000): SimResult {
+    this.net.release();
     const events = this.net.run(Infinity, maxEvents);
     if (this.net.queue.size > 0) this.violations.push(`did not settle within ${maxEvents} events`);
     this.checkEnd();

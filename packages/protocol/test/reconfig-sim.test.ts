@@ -1,0 +1,147 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { Simulation, type SimOptions, type SimResult } from '../dist/sim/simulation.js';
+import { DEFAULT_RETRY } from '../dist/reconfig/types.js';
+
+// Control-plane simulation: every reconfiguration message crosses lossy,
+// duplicating, reordering links; the data plane drains an anchor's old path
+// a little after it starts using the new one. The data-plane simulation
+// (sim-data.test.ts) runs the same schedules with real packets.
+
+const FAST_RETRY = { ...DEFAULT_RETRY, rto: 20, maxRto: 320, tombstoneMs: 10_000, limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 8, teardown: 12, rightRequest: 8 } };
+
+export function scheduleFor(seed: number): SimOptions {
+  const r = (seed * 2654435761) >>> 0;
+  return {
+    seed,
+    boxes: r % 6,
+    spares: 3,
+    downSpares: (r >>> 4) % 2,
+    link: { loss: ((r >>> 8) % 31) / 100, duplicate: 0.05, delay: 1, jitter: 3 },
+    ops: 1 + ((r >>> 12) % 3),
+    retry: FAST_RETRY,
+  };
+}
+
+function failure(r: SimResult, o: SimOptions): string {
+  return `seed ${r.seed} (boxes ${o.boxes}, loss ${o.link?.loss}): ${r.violations.join('; ')}\nreplay: new Simulation(scheduleFor(${r.seed})).run()`;
+}
+
+const SEEDS = Number(process.env.DYSCO_SIM_SEEDS ?? 10_000);
+
+t.test(`${SEEDS} seeded random schedules keep every property`, async (t) => {
+  let completed = 0;
+  let aborted = 0;
+  let failures = 0;
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const o = scheduleFor(seed);
+    const r = new Simulation(o).run();
+    for (const x of r.outcomes) x.result === 'completed' ? completed++ : aborted++;
+    if (r.violations.length > 0) {
+      failures++;
+      if (failures <= 5) t.fail(failure(r, o));
+    }
+  }
+  t.equal(failures, 0, 'no schedule violated a property');
+  // both outcomes must actually occur, or the properties were checked on nothing
+  t.ok(completed > SEEDS / 4, `reconfigurations completed (${completed})`);
+  t.ok(aborted > SEEDS / 10, `reconfigurations aborted (${aborted})`);
+});
+
+t.test('a schedule replays exactly from its seed', async (t) => {
+  const a = new Simulation({ ...scheduleFor(77), trace: true }).run();
+  const b = new Simulation({ ...scheduleFor(77), trace: true }).run();
+  t.same(a.timeline, b.timeline);
+  t.same(a.outcomes, b.outcomes);
+});
+
+t.test('scripted operations', async (t) => {
+  const base = { seed: 1, boxes: 2, spares: 2, retry: FAST_RETRY } as const;
+  const remove = new Simulation({ ...base, ops: [{ at: 10, op: { kind: 'remove', box: 'm1', style: 'left' } }] }).run();
+  t.same(remove.violations, []);
+  t.same(remove.path, ['client', 'm2', 'server']);
+  t.equal(remove.outcomes[0]?.result, 'completed');
+
+  const self = new Simulation({ ...base, ops: [{ at: 10, op: { kind: 'remove', box: 'm2', style: 'self' } }] }).run();
+  t.same(self.path, ['client', 'm1', 'server']);
+  t.equal(self.outcomes[0]?.result, 'completed');
+
+  const insert = new Simulation({ ...base, ops: [{ at: 10, op: { kind: 'insert', after: 'client', box: 's1' } }] }).run();
+  t.same(insert.path, ['client', 's1', 'm1', 'm2', 'server']);
+
+  const replace = new Simulation({ ...base, ops: [{ at: 10, op: { kind: 'replace', box: 'm1', with: 's2', style: 'self' } }] }).run();
+  t.same(replace.path, ['client', 's2', 'm2', 'server']);
+
+  // successive reconfigurations of one session
+  const many = new Simulation({
+    ...base,
+    ops: [
+      { at: 10, op: { kind: 'remove', box: 'm1', style: 'left' } },
+      { at: 500, op: { kind: 'insert', after: 'm2', box: 's1' } },
+      { at: 1000, op: { kind: 'replace', box: 'm2', with: 's2', style: 'left' } },
+      { at: 1500, op: { kind: 'remove', box: 's1', style: 'self' } },
+      { at: 2000, op: { kind: 'insert', after: 'client', box: 'm1' } },
+    ],
+  }).run();
+  t.same(many.violations, []);
+  t.same(many.outcomes.map((o) => o.result), ['completed', 'completed', 'completed', 'completed', 'completed']);
+  t.same(many.path, ['client', 'm1', 's2', 'server']);
+
+  // a new path through a box that is down aborts, and the old path stays
+  const down = new Simulation({ ...base, downSpares: 1, ops: [{ at: 10, op: { kind: 'insert', after: 'm1', box: 's1' } }] }).run();
+  t.same(down.violations, []);
+  t.equal(down.outcomes[0]?.result, 'aborted');
+  t.equal(down.outcomes[0]?.reason, 'newPathFailed');
+  t.same(down.path, ['client', 'm1', 'm2', 'server']);
+});
+
+t.test('contention: overlapping segments, one wins and the other is refused', async (t) => {
+  const r = new Simulation({
+    seed: 3,
+    boxes: 3,
+    spares: 2,
+    retry: FAST_RETRY,
+    ops: [
+      { at: 10, op: { kind: 'remove', box: 'm2', style: 'left' } }, // m1 .. m3
+      { at: 10, op: { kind: 'replace', box: 'm1', with: 's1', style: 'left' } }, // client .. m2
+    ],
+  }).run();
+  t.same(r.violations, []);
+  const results = r.outcomes.map((o) => `${o.result}${o.reason ? `:${o.reason}` : ''}`).sort();
+  t.same(results, ['aborted:contention', 'completed'], 'the held request loses against the holder');
+});
+
+t.test('adversarial schedules (fast-check chooses every delivery, loss and timer)', async (t) => {
+  type Cmd = { kind: 'deliver' | 'drop' | 'dup'; i: number } | { kind: 'tick' } | { kind: 'request' };
+  const cmd: fc.Arbitrary<Cmd> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('deliver' as const), i: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), i: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('dup' as const), i: fc.nat() }) },
+    { weight: 2, arbitrary: fc.constant({ kind: 'tick' as const }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'request' as const }) },
+  );
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 1e6 }), fc.integer({ min: 0, max: 4 }), fc.array(cmd, { maxLength: 120 }), (seed, boxes, cmds) => {
+      const sim = new Simulation({ seed, boxes, spares: 2, retry: FAST_RETRY });
+      sim.net.manual = true;
+      for (const c of cmds) {
+        const n = sim.net.inflight.length;
+        if (c.kind === 'request') {
+          const op = sim.randomOp();
+          if (op) sim.request(op);
+        } else if (c.kind === 'tick') sim.net.step();
+        else if (n > 0) {
+          const i = c.i % n;
+          if (c.kind === 'deliver') sim.net.deliverInflight(i);
+          else if (c.kind === 'drop') sim.net.inflight.splice(i, 1);
+          else sim.net.inflight.push(sim.net.inflight[i]!);
+        }
+        if (sim.violations.length > 0) break;
+      }
+      const r = sim.finish();
+      if (r.violations.length > 0) throw new Error(r.violations.join('; '));
+    }),
+    { numRuns: 400 },
+  );
+  t.pass('every adversarial schedule ended in a consistent state');
+});
