@@ -6,3 +6,5 @@ export * from './checksum.js';
 export * from './table.js';
 export * from './messages.js';
 export { ByteReader, ByteWriter, hex, fromHex } from './wire/bytes.js';
+export * from './packet.js';
+export * from './table-layout.js';

@@ -71,6 +71,18 @@ export interface EgressEntry {
   bytes: number;
   /** Time of the last packet, in the simulator's or agent's clock units. */
   lastSeen: number;
+  /**
+   * The SYN metadata this entry inserted into the SYN it created (set by the
+   * rewriter on the originator and on a middlebox's outgoing side), so that
+   * a retransmitted SYN carries the same bytes. Undefined elsewhere.
+   */
+  synPayload?: Uint8Array | undefined;
+  /** A FIN went out through this entry. */
+  finSent?: boolean;
+  /** A FIN came in on an ingress entry whose `egressKey` is this entry. */
+  finReceived?: boolean;
+  /** `sessionEnded` was reported for this entry (FIN both ways, or RST). */
+  ended?: boolean;
 }
 
 export interface IngressEntry {
