@@ -8,3 +8,30 @@ export * from './messages.js';
 export { ByteReader, ByteWriter, hex, fromHex } from './wire/bytes.js';
 export * from './packet.js';
 export * from './table-layout.js';
+export {
+  type AuthKey,
+  type KeyRingOptions,
+  KeyRing,
+  ReplayWindow,
+  ReplayCounter,
+  AuthConfigError,
+  AUTH_MIN_SECRET_BYTES,
+  AUTH_MAC_BYTES,
+  AUTH_MIN_TAG_BYTES,
+  REPLAY_WINDOW_SIZE,
+} from './wire/auth.js';
+export {
+  type SynMetadata,
+  SYN_METADATA_MAGIC,
+  SYN_METADATA_VERSION,
+  SYN_METADATA_FLAG_AUTH,
+  SYN_METADATA_MAX_CHAIN,
+  SYN_METADATA_MAX_BYTES,
+  SYN_METADATA_HEADER_BYTES,
+  SYN_METADATA_TAG_BYTES,
+  SYN_METADATA_AUTH_BYTES,
+  encodeSynMetadata,
+  decodeSynMetadata,
+  isSynMetadataCandidate,
+} from './wire/metadata.js';
+export * from './wire/nat-tag.js';
