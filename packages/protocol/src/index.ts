@@ -35,3 +35,19 @@ export {
   isSynMetadataCandidate,
 } from './wire/metadata.js';
 export * from './wire/nat-tag.js';
+export * from './rewriter.js';
+export {
+  type DecodedControl,
+  CONTROL_MAGIC,
+  CONTROL_VERSION,
+  CONTROL_FLAG_AUTH,
+  CONTROL_MAX_BYTES,
+  CONTROL_MAX_CHAIN,
+  CONTROL_MAX_WSCALE,
+  CONTROL_FIXED_HEADER_BYTES,
+  CONTROL_AUTH_BYTES,
+  CONTROL_DELTAS_BYTES,
+  controlHeaderBytes,
+  encodeControl,
+  decodeControl,
+} from './wire/control.js';
