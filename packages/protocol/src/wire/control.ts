@@ -14,6 +14,7 @@ import { ByteReader, ByteWriter } from './bytes.js';
 import {
   checkTuple,
   checkUint,
+  plainView,
   readChain,
   readTaggedAddress,
   readTaggedTuple,
@@ -267,10 +268,11 @@ export function encodeControl(msg: ControlMessage, keys?: KeyRing, counter?: big
  * replay window is left alone.
  */
 export function decodeControl(
-  bytes: Uint8Array,
+  input: Uint8Array,
   keys?: KeyRing,
   replay?: { window: ReplayWindow; sender: string },
 ): DecodedControl {
+  const bytes = plainView(input);
   const n = bytes.length;
   if (n > CONTROL_MAX_BYTES) throw new WireFormatError(FORMAT, `${n} bytes exceeds ${CONTROL_MAX_BYTES}`);
   const h: ByteReader = new ByteReader(FORMAT, bytes);

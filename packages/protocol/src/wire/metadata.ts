@@ -43,6 +43,16 @@ export interface SynMetadata {
 // Field codecs shared by the SYN metadata and control-message formats.
 // Not part of the package's public surface (index.ts exports names, not *).
 
+/**
+ * A plain Uint8Array view of `b`. ByteReader copies fields with `slice`,
+ * which on a Node Buffer returns a view into the packet instead of a copy;
+ * decoding through a plain view keeps decoded addresses independent of the
+ * caller's buffer. @internal
+ */
+export function plainView(b: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(b) === Uint8Array.prototype ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
 /** @internal */
 export function checkAddress(format: string, a: Address, what: string): IpFamily {
   const f = a?.family;
@@ -188,7 +198,8 @@ export function isSynMetadataCandidate(payload: Uint8Array): boolean {
  * The tag is verified before the body is parsed. Without `keys`, a signed
  * payload is parsed and its tag is not checked.
  */
-export function decodeSynMetadata(payload: Uint8Array, keys?: KeyRing): SynMetadata {
+export function decodeSynMetadata(input: Uint8Array, keys?: KeyRing): SynMetadata {
+  const payload = plainView(input);
   const n = payload.length;
   if (n > SYN_METADATA_MAX_BYTES) throw new WireFormatError(FORMAT, `${n} bytes exceeds ${SYN_METADATA_MAX_BYTES}`);
   const h = new ByteReader(FORMAT, payload);
