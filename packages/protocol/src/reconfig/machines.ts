@@ -265,6 +265,16 @@ function settle(timer: TimerName): Acts {
   ];
 }
 
+/** The timer fired and no retry is left: forget the message (there is no timer to cancel). */
+function expire(timer: TimerName): Acts {
+  return [
+    assign(({ context }: { context: any }) => {
+      const { [timer]: _gone, ...rest } = (context as RetryContext).outstanding;
+      return { outstanding: rest };
+    }),
+  ];
+}
+
 function settleAll(): Acts {
   return [
     ...(['requestLock', 'syn', 'cancelLock', 'synAck', 'teardown', 'rightTeardown'] as const).flatMap((t) => settle(t)),
@@ -401,7 +411,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
             {
               guard: isTimer('requestLock'),
               target: 'Canceling',
-              actions: [...settle('requestLock'), assign({ reason: 'timeout' as NackReason })],
+              actions: [...expire('requestLock'), assign({ reason: 'timeout' as NackReason })],
             },
           ],
           cancel: { target: 'Canceling', actions: [...settle('requestLock'), assign({ reason: 'operator' as NackReason })] },
@@ -423,7 +433,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
               guard: isTimer('syn'),
               target: 'Canceling',
               actions: [
-                ...settle('syn'),
+                ...expire('syn'),
                 assign({ reason: 'newPathFailed' as NackReason }),
                 emit(({ context }) => ({ type: 'abortNewPath', side: 'right', hop: context.newHop })),
               ],
@@ -475,7 +485,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
           timeout: [
             { guard: retriesLeft('teardown'), actions: retransmit('teardown') },
             // the peer's teardown never came: our side is drained, the old path is no longer needed by us
-            { guard: isTimer('teardown'), target: 'OnePath', actions: completeLeft },
+            { guard: isTimer('teardown'), target: 'OnePath', actions: [...expire('teardown'), ...completeLeft] },
           ],
         },
       },
@@ -606,7 +616,7 @@ export function rightAnchorMachine(retry: RetryPolicy) {
           timeout: [
             { guard: retriesLeft('synAck'), actions: retransmit('synAck') },
             // stop repeating; the left anchor's ack, teardown or cancelLock still resolves this state
-            { guard: isTimer('synAck'), actions: settle('synAck') },
+            { guard: isTimer('synAck'), actions: expire('synAck') },
           ],
           cancelLock: {
             target: 'OnePath',
@@ -646,7 +656,7 @@ export function rightAnchorMachine(retry: RetryPolicy) {
           ],
           timeout: [
             { guard: retriesLeft('rightTeardown'), actions: retransmit('rightTeardown') },
-            { guard: isTimer('rightTeardown'), target: 'OnePath', actions: completeRight },
+            { guard: isTimer('rightTeardown'), target: 'OnePath', actions: [...expire('rightTeardown'), ...completeRight] },
           ],
         },
       },
