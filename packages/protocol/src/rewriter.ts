@@ -281,7 +281,11 @@ export class SessionTable {
     if (e.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
     const cutoff = seqCutoff ?? e.sndHigh;
     if (cutoff === undefined) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} has sent nothing: give a cutoff`);
-    e.twoPath = { newPath, seqCutoff: cutoff >>> 0, newPathMinSeq: undefined, peerAckHigh: undefined, drained: false };
+    // what the peer has acknowledged on the old path so far: an idle session is drained already
+    const back = this.getIngress(reverseTuple(e.old.tuple));
+    const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
+    const drained = acked !== undefined && seqGeq(acked, cutoff >>> 0);
+    e.twoPath = { newPath, seqCutoff: cutoff >>> 0, newPathMinSeq: undefined, peerAckHigh: acked, drained };
     return e.twoPath;
   }
 
@@ -948,6 +952,7 @@ export class Rewriter {
     this.touch(i, p);
     const w = workOf(pkt, p);
     applyPath(w, i.rewrite);
+    if (p.flags & TCP_ACK) i.ackHigh = i.ackHigh === undefined ? w.ack : seqMax(i.ackHigh, w.ack);
     const e = this.table.getEgress(i.egressKey);
     const tp = e?.twoPath;
     if (tp) {

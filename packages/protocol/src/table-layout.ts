@@ -26,7 +26,7 @@ export const TUPLE_KEY_SIZE = 40;
 export const ADDRESS_SLOT_SIZE = 20;
 export const PATH_REWRITE_SIZE = 60;
 export const EGRESS_VALUE_SIZE = 168;
-export const INGRESS_VALUE_SIZE = 128;
+export const INGRESS_VALUE_SIZE = 136;
 export const PENDING_VALUE_SIZE = 56 + MAX_CHAIN_LENGTH * ADDRESS_SLOT_SIZE;
 export const POLICY_KEY_SIZE = 4;
 export const POLICY_VALUE_SIZE = 56 + MAX_CHAIN_LENGTH * ADDRESS_SLOT_SIZE;
@@ -65,7 +65,7 @@ export const EGRESS_OFFSETS = {
   bytes: 152,
   lastSeen: 160,
 } as const;
-export const INGRESS_OFFSETS = { rewrite: 0, egressKey: 60, path: 100, packets: 104, bytes: 112, lastSeen: 120 } as const;
+export const INGRESS_OFFSETS = { rewrite: 0, egressKey: 60, path: 100, ackHighValid: 101, packets: 104, bytes: 112, lastSeen: 120, ackHigh: 128 } as const;
 export const PENDING_OFFSETS = { fromSubsession: 0, natTag: 40, chainLength: 44, created: 48, chain: 56 } as const;
 export const POLICY_OFFSETS = {
   id: 0,
@@ -301,6 +301,10 @@ export function encodeIngressValue(e: IngressEntry): Uint8Array {
   writePathRewrite(b, o.rewrite, e.rewrite);
   writeTuple(b, o.egressKey, e.egressKey);
   b[o.path] = e.path === 'new' ? 1 : 0;
+  if (e.ackHigh !== undefined) {
+    b[o.ackHighValid] = 1;
+    dv.setUint32(o.ackHigh, e.ackHigh >>> 0, true);
+  }
   dv.setBigUint64(o.packets, u64(e.packets, 'packets'), true);
   dv.setBigUint64(o.bytes, u64(e.bytes, 'bytes'), true);
   dv.setBigUint64(o.lastSeen, u64(e.lastSeen, 'lastSeen'), true);
@@ -313,11 +317,14 @@ export function decodeIngressEntry(key: Uint8Array, value: Uint8Array): IngressE
   const o = INGRESS_OFFSETS;
   const path = value[o.path]!;
   if (path > 1) throw new LayoutError(`ingress path byte ${path} is neither 0 (old) nor 1 (new)`);
+  const ackHighValid = value[o.ackHighValid]!;
+  if (ackHighValid > 1) throw new LayoutError(`ingress ackHigh flag ${ackHighValid} is neither 0 nor 1`);
   return {
     key: decodeTupleKey(key),
     rewrite: readPathRewrite(value, o.rewrite),
     path: path === 1 ? 'new' : 'old',
     egressKey: readTuple(value, o.egressKey),
+    ackHigh: ackHighValid ? dv.getUint32(o.ackHigh, true) : undefined,
     packets: fromU64(dv, o.packets, 'packets'),
     bytes: fromU64(dv, o.bytes, 'bytes'),
     lastSeen: fromU64(dv, o.lastSeen, 'lastSeen'),

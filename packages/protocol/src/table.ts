@@ -96,6 +96,12 @@ export interface IngressEntry {
    * The egress entry of the opposite direction (the one this agent uses to
    * answer), whose two-path tracking this ingress updates. */
   readonly egressKey: FiveTuple;
+  /**
+   * Highest ack received on this subsession (local sequence space), kept in
+   * one-path mode too: an anchor entering two paths on an idle session
+   * starts out drained when everything it sent is already acknowledged.
+   */
+  ackHigh?: number | undefined;
   packets: number;
   bytes: number;
   lastSeen: number;

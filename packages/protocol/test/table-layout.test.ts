@@ -49,7 +49,7 @@ t.test('fixed sizes', async (t) => {
   t.equal(TUPLE_KEY_SIZE, 40);
   t.equal(PATH_REWRITE_SIZE, 60);
   t.equal(EGRESS_VALUE_SIZE, 168);
-  t.equal(INGRESS_VALUE_SIZE, 128);
+  t.equal(INGRESS_VALUE_SIZE, 136);
   t.equal(PENDING_VALUE_SIZE, 216);
   t.equal(POLICY_VALUE_SIZE, 216);
   t.equal(SYN_PAYLOAD_VALUE_SIZE, 4 + MAX_SYN_PAYLOAD);

@@ -183,8 +183,8 @@ export class SessionProtocol {
         this.onTimeout(ev.timer, out);
         break;
       case 'oldPathDrained':
-        if (this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'oldPathDrained' }, out);
-        if (this.rightAnchorState === 'TwoPaths') this.runRight({ type: 'oldPathDrained' }, out);
+        if (ev.side !== 'left' && this.leftAnchorState === 'TwoPaths') this.runLeft({ type: 'oldPathDrained' }, out);
+        if (ev.side !== 'right' && this.rightAnchorState === 'TwoPaths') this.runRight({ type: 'oldPathDrained' }, out);
         break;
       case 'message':
         this.onMessage(ev.message, ev.from, ev.nextHop, out);

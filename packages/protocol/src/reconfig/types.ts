@@ -44,6 +44,9 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   tombstoneMs: 30_000,
 });
 
+/** Where a new path attaches at an anchor: on its left (right anchor) or its right (left anchor). */
+export type Side = 'left' | 'right';
+
 export type ProtocolEvent =
   /** Operator or library: this agent becomes the left anchor. */
   | {
@@ -61,10 +64,13 @@ export type ProtocolEvent =
   /** A control message from a neighbour. `nextHop` is a subsession allocated by the agent in case this agent must extend a new path (syn) or start a reconfiguration (rightRequest). */
   | { readonly type: 'message'; readonly message: ControlMessage; readonly from: Address; readonly nextHop?: Hop }
   | { readonly type: 'timeout'; readonly timer: TimerName }
-  /** Data plane: everything this anchor sent on the old path is acknowledged. */
-  | { readonly type: 'oldPathDrained' };
+  /**
+   * Data plane: everything this anchor sent on the old path is acknowledged.
+   * `side` says which anchor role: 'right' for the left anchor (its old path
+   * leaves on its right), 'left' for the right anchor; absent means both.
+   */
+  | { readonly type: 'oldPathDrained'; readonly side?: Side };
 
-export type Side = 'left' | 'right';
 
 export type ProtocolAction =
   | { readonly type: 'send'; readonly to: Address; readonly message: ControlMessage }
