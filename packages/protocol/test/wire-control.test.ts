@@ -1,8 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { createHash, createHmac } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { syncBuiltinESMExports } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import {
   AuthConfigError,
   AuthenticationError,
