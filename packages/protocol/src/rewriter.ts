@@ -280,7 +280,11 @@ export class SessionTable {
     if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
     if (e.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
     const cutoff = seqCutoff ?? e.sndHigh;
-    if (cutoff === undefined) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} has sent nothing: give a cutoff`);
+    if (cutoff === undefined) {
+      // nothing sent on the old path: nothing to drain, and the first packet sent fixes the cutoff
+      e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: undefined, drained: true, cutoffPending: true };
+      return e.twoPath;
+    }
     // what the peer has acknowledged on the old path so far: an idle session is drained already
     const back = this.getIngress(reverseTuple(e.old.tuple));
     const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
@@ -297,9 +301,16 @@ export class SessionTable {
   leaveTwoPath(egressKey: FiveTuple, keep: 'old' | 'new'): PathRewrite {
     const e = this.getEgress(egressKey);
     if (!e?.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} is not in two-path mode`);
-    const { newPath } = e.twoPath;
+    const { newPath, peerAckHigh } = e.twoPath;
     const abandoned = keep === 'new' ? e.old : newPath;
-    if (keep === 'new') e.old = newPath;
+    if (keep === 'new') {
+      e.old = newPath;
+      // the ack high-water carries over to the path that stays, for the next reconfiguration
+      const back = this.getIngress(reverseTuple(newPath.tuple));
+      if (back && tupleEquals(back.egressKey, egressKey) && peerAckHigh !== undefined) {
+        back.ackHigh = back.ackHigh === undefined ? peerAckHigh : seqMax(back.ackHigh, peerAckHigh);
+      }
+    }
     e.twoPath = undefined;
     return abandoned;
   }
@@ -819,6 +830,10 @@ export class Rewriter {
   }
 
   private twoPathEgress(pkt: Uint8Array, p: TcpPacket, e: EgressEntry, tp: TwoPathStateOf): Uint8Array[] {
+    if (tp.cutoffPending) {
+      tp.seqCutoff = p.seq;
+      tp.cutoffPending = false;
+    }
     const S = p.seq;
     const A = p.ack;
     const c = tp.seqCutoff;

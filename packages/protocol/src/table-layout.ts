@@ -44,7 +44,9 @@ export const EGRESS_FLAG_FIN_SENT = 1 << 5;
 export const EGRESS_FLAG_FIN_RECEIVED = 1 << 6;
 export const EGRESS_FLAG_ENDED = 1 << 7;
 export const EGRESS_FLAG_SYN_PAYLOAD = 1 << 8;
-const EGRESS_FLAGS_ALL = (1 << 9) - 1;
+/** Two paths entered before anything was sent: the first packet sent fixes the cutoff. */
+export const EGRESS_FLAG_CUTOFF_PENDING = 1 << 9;
+const EGRESS_FLAGS_ALL = (1 << 10) - 1;
 
 /** Bits of the policy value's `flags` byte. */
 export const POLICY_FLAG_SRC = 1 << 0;
@@ -235,6 +237,7 @@ export function encodeEgressValue(e: EgressEntry): Uint8Array {
       dv.setUint32(o.peerAckHigh, tp.peerAckHigh >>> 0, true);
     }
     if (tp.drained) flags |= EGRESS_FLAG_DRAINED;
+    if (tp.cutoffPending) flags |= EGRESS_FLAG_CUTOFF_PENDING;
   }
   if (e.sndHigh !== undefined) {
     flags |= EGRESS_FLAG_SND_HIGH;
@@ -273,6 +276,7 @@ export function decodeEgressEntry(key: Uint8Array, value: Uint8Array, synPayload
       newPathMinSeq: flags & EGRESS_FLAG_NEW_PATH_MIN_SEQ ? dv.getUint32(o.newPathMinSeq, true) : undefined,
       peerAckHigh: flags & EGRESS_FLAG_PEER_ACK_HIGH ? dv.getUint32(o.peerAckHigh, true) : undefined,
       drained: (flags & EGRESS_FLAG_DRAINED) !== 0,
+      ...(flags & EGRESS_FLAG_CUTOFF_PENDING ? { cutoffPending: true } : {}),
     };
   }
   const hasPayload = (flags & EGRESS_FLAG_SYN_PAYLOAD) !== 0;

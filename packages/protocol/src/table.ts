@@ -42,7 +42,7 @@ export interface TwoPathState {
    * above it goes on the new path, retransmissions below it on the old path.
    * Fixed when the anchor starts using the new path (its sndHigh then).
    */
-  readonly seqCutoff: number;
+  seqCutoff: number;
   /**
    * Lowest sequence number received on the new path (local stack's ack
    * space), written by the ingress path; undefined until the first new-path
@@ -55,6 +55,12 @@ export interface TwoPathState {
   peerAckHigh: number | undefined;
   /** Set once peerAckHigh >= seqCutoff: everything sent on the old path is acked. */
   drained: boolean;
+  /**
+   * The anchor had sent nothing when it entered two paths (a session still
+   * in its handshake): the first packet it sends fixes seqCutoff at its own
+   * sequence number, so all of its data goes on the new path.
+   */
+  cutoffPending?: boolean;
 }
 
 export interface EgressEntry {

@@ -492,7 +492,8 @@ export class SessionProtocol {
           return;
         }
         if (this.newPathRelay && this.isRelayOf(m) && this.right) {
-          this.newPathRelay = undefined; // established: from now on a plain member of the path
+          // established; the record stays so that repeated synAcks and acks still get through
+          this.newPathRelay = { ...this.newPathRelay, confirmed: true };
           out.push({ type: 'send', to: this.right.agent, message: { ...m, subsession: this.right.subsession } });
         }
         return;

@@ -83,13 +83,14 @@ export class SimAgent {
   }
 }
 
-interface Wire {
-  readonly from: Address;
-  readonly message: ControlMessage;
-}
+/** What the simulated network carries: control messages between agents, and (in the data simulation) IP packets. */
+export type NetMessage =
+  | { readonly kind: 'control'; readonly from: Address; readonly message: ControlMessage; readonly bytes?: Uint8Array }
+  | { readonly kind: 'packet'; readonly bytes: Uint8Array };
+type Wire = Extract<NetMessage, { kind: 'control' }>;
 
 export class Simulation {
-  readonly net: Network<Wire>;
+  readonly net: Network<NetMessage>;
   readonly rng: Rng;
   readonly agents = new Map<string, SimAgent>();
   readonly byName = new Map<string, SimAgent>();
@@ -112,7 +113,7 @@ export class Simulation {
     this.options = o;
     this.rng = new Rng(o.seed ^ 0x5eed);
     this.retry = o.retry ?? DEFAULT_RETRY;
-    this.net = new Network<Wire>(o.seed, o.link ?? PERFECT_LINK, (to, w) => this.deliverControl(to, w));
+    this.net = new Network<NetMessage>(o.seed, o.link ?? PERFECT_LINK, (to, m) => (m.kind === 'control' ? this.deliverControl(to, m) : this.deliverPacket(to, m.bytes)));
     const fam = o.family ?? 4;
     const addr = (i: number) => parseAddress(fam === 4 ? `10.0.0.${i}` : `fd00::${i.toString(16)}`);
     const mk = (name: string, i: number) => {
@@ -129,7 +130,15 @@ export class Simulation {
     }
     this.server = mk('server', 2);
     this.session = tuple(this.client.address, 40000 + this.rng.int(0, 9999), this.server.address, 80);
-    this.buildInitialPath([this.client, ...boxes, this.server]);
+    this.initialChain = [this.client, ...boxes, this.server];
+  }
+
+  protected readonly initialChain: SimAgent[];
+  private started = false;
+
+  /** Sets the session up along the initial chain (the data simulation does it with a real SYN). */
+  protected start(): void {
+    this.buildInitialPath(this.initialChain);
   }
 
   protected log(text: string): void {
@@ -179,13 +188,27 @@ export class Simulation {
 
   // ---- control messages ------------------------------------------------------
 
-  protected encodeControl(w: Wire): Wire {
-    return w;
+  /** The data simulation carries packets; the control simulation has none. */
+  protected deliverPacket(to: Address, bytes: Uint8Array): void {
+    void to;
+    void bytes;
+  }
+
+  /** Puts a control message on the wire (the data simulation encodes and signs it). */
+  protected sendControl(from: SimAgent, to: Address, message: ControlMessage): void {
+    this.net.send(to, { kind: 'control', from: from.address, message });
+  }
+
+  /** What the receiver makes of a control message (the data simulation decodes and verifies it); undefined drops it. */
+  protected receiveControl(agent: SimAgent, w: Wire): ControlMessage | undefined {
+    void agent;
+    return w.message;
   }
 
   private deliverControl(to: Address, w: Wire): void {
     const agent = this.agentAt(to);
-    const m = this.encodeControl(w).message;
+    const m = this.receiveControl(agent, w);
+    if (!m) return;
     let proto = agent.proto;
     if (!proto || (proto.departed && m.type === 'syn')) {
       // only the syn of a new path brings a box into a session it is not part of
@@ -217,7 +240,7 @@ export class Simulation {
     for (const a of actions) {
       switch (a.type) {
         case 'send':
-          this.net.send(a.to, { from: agent.address, message: a.message });
+          this.sendControl(agent, a.to, a.message);
           break;
         case 'armTimer': {
           const gen = (agent.timerGen.get(a.timer) ?? 0) + 1;
@@ -387,12 +410,17 @@ export class Simulation {
     if (typeof o === 'number') {
       const start = this.options.opsStart ?? 5;
       const spread = this.options.opsSpread ?? 50;
-      for (let i = 0; i < o; i++) {
-        this.net.at(start + this.rng.next() * spread, () => {
-          const op = this.randomOp();
-          if (op) this.request(op);
-        });
-      }
+      // an operator reconfigures established sessions: wait until the path reaches the server
+      const attempt = () => {
+        const path = this.path();
+        if (path[path.length - 1] !== this.server) {
+          this.net.at(10, attempt);
+          return;
+        }
+        const op = this.randomOp();
+        if (op) this.request(op);
+      };
+      for (let i = 0; i < o; i++) this.net.at(start + this.rng.next() * spread, attempt);
     } else {
       for (const p of o) this.net.at(p.at, () => void this.request(p.op));
     }
@@ -400,12 +428,21 @@ export class Simulation {
 
   /** Runs to quiescence and checks the end state. */
   run(maxEvents = 2_000_000): SimResult {
+    this.begin();
     this.scheduleOps();
     return this.finish(maxEvents);
   }
 
+  /** Sets the session up once; tests that drive the schedule themselves call it first. */
+  begin(): void {
+    if (this.started) return;
+    this.started = true;
+    this.start();
+  }
+
   /** Delivers what is still in flight, runs to quiescence and checks the end state. */
   finish(maxEvents = 2_000_000): SimResult {
+    this.begin();
     this.net.release();
     const events = this.net.run(Infinity, maxEvents);
     if (this.net.queue.size > 0) this.violations.push(`did not settle within ${maxEvents} events`);

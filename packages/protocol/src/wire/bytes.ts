@@ -65,7 +65,8 @@ export class ByteReader {
 
   bytes(n: number, what = 'bytes'): Uint8Array {
     this.need(n, what);
-    const out = this.buf.slice(this.pos, this.pos + n);
+    // a copy even when buf is a Buffer (whose slice is a view)
+    const out = Uint8Array.prototype.slice.call(this.buf, this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
