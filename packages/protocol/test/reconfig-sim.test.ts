@@ -8,7 +8,7 @@ import { DEFAULT_RETRY } from '../dist/reconfig/types.js';
 // a little after it starts using the new one. The data-plane simulation
 // (sim-data.test.ts) runs the same schedules with real packets.
 
-const FAST_RETRY = { ...DEFAULT_RETRY, rto: 20, maxRto: 320, tombstoneMs: 10_000, limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 8, teardown: 12, rightRequest: 8 } };
+const FAST_RETRY = { ...DEFAULT_RETRY, rto: 20, maxRto: 320, tombstoneMs: 30_000, limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 8, teardown: 40, rightRequest: 8 } };
 
 export function scheduleFor(seed: number): SimOptions {
   const r = (seed * 2654435761) >>> 0;
@@ -123,6 +123,7 @@ t.test('adversarial schedules (fast-check chooses every delivery, loss and timer
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 1e6 }), fc.integer({ min: 0, max: 4 }), fc.array(cmd, { maxLength: 120 }), (seed, boxes, cmds) => {
       const sim = new Simulation({ seed, boxes, spares: 2, retry: FAST_RETRY });
+      sim.begin();
       sim.net.manual = true;
       for (const c of cmds) {
         const n = sim.net.inflight.length;

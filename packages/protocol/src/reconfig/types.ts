@@ -27,7 +27,7 @@ export interface RetryPolicy {
   readonly rto: number;
   /** Upper bound of the doubled timeout, ms. */
   readonly maxRto: number;
-  /** Retransmissions allowed per message before giving up (cancelLock never gives up: it is what releases locks). */
+  /** Retransmissions allowed per message before giving up. */
   readonly limits: Readonly<Record<Exclude<TimerName, 'tombstone' | 'rightTeardown' | 'linger'>, number>>;
   /**
    * How long a finished or cancelled reconfiguration is remembered to answer
@@ -40,8 +40,13 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   rto: 200,
   maxRto: 3200,
-  limits: Object.freeze({ requestLock: 6, syn: 6, synAck: 6, teardown: 8, rightRequest: 6, cancelLock: Infinity }),
-  tombstoneMs: 30_000,
+  // cancelLock never gives up: a cancel is what releases locks. teardown
+  // is patient (about a minute): an anchor that finishes without its
+  // peer's teardown cuts the old path, which the peer may still need to
+  // drain; and a finished anchor remembers its teardown (tombstone) longer
+  // than its peer keeps asking for it.
+  limits: Object.freeze({ requestLock: 6, syn: 6, synAck: 6, teardown: 20, rightRequest: 6, cancelLock: Infinity }),
+  tombstoneMs: 120_000,
 });
 
 /** Where a new path attaches at an anchor: on its left (right anchor) or its right (left anchor). */

@@ -43,7 +43,11 @@ interface InFlight {
   deadline: number;
   sacked: boolean;
   sent: number;
+  tries: number;
 }
+
+// Patient, because the simulator loses up to 30% on each of up to six hops.
+const MAX_RETRIES = 1000;
 
 export class StreamEndpoint {
   readonly violations: string[] = [];
@@ -103,7 +107,7 @@ export class StreamEndpoint {
   }
 
   private emit(f: { seq: number; len: number; syn: boolean; fin: boolean }, now: number): Segment {
-    const entry: InFlight = { ...f, deadline: now + this.o.rto, sacked: false, sent: now };
+    const entry: InFlight = { ...f, deadline: now + this.o.rto, sacked: false, sent: now, tries: 0 };
     this.inflight.push(entry);
     const end = seqAdd(f.seq, f.len);
     if (seqGt(end, this.sndMax)) this.sndMax = end;
@@ -270,10 +274,19 @@ export class StreamEndpoint {
     return d;
   }
 
+  /** Gave up after too many retransmissions of one segment, as TCP does. */
+  aborted = false;
+
   onTimer(now: number): Segment[] {
     const out: Segment[] = [];
+    if (this.aborted) return out;
     for (const f of this.inflight) {
       if (f.sacked || f.deadline > now) continue;
+      if (++f.tries > MAX_RETRIES) {
+        this.aborted = true;
+        this.violations.push(`gave up after ${MAX_RETRIES} retransmissions of sequence ${f.seq}`);
+        return [];
+      }
       f.deadline = now + this.o.rto;
       f.sent = now;
       this.retransmissions++;
