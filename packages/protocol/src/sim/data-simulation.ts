@@ -89,6 +89,14 @@ export class DataSimulation extends Simulation {
     this.dp(this.client).rewriter.table.addPolicy({ id: 1, dport: [this.session.dport, this.session.dport], chain: chain.slice(0, -1) });
   }
 
+  override run(maxEvents?: number): DataSimResult {
+    return super.run(maxEvents) as DataSimResult;
+  }
+
+  override finish(maxEvents?: number): DataSimResult {
+    return super.finish(maxEvents) as DataSimResult;
+  }
+
   private dp(a: SimAgent): DataAgent {
     return this.data.get(a)!;
   }
@@ -225,7 +233,14 @@ export class DataSimulation extends Simulation {
           }
           if (e.side === 'right') agent.proto.right = hop;
           else agent.proto.left = hop;
-          this.log(`${agent.name}: session ${e.role} (${e.side} ${formatTuple(e.subsession)})`);
+          const sub = formatTuple(e.subsession);
+          this.log(
+            e.role === 'originator'
+              ? `${agent.name}: SYN matched a policy, steered onto subsession ${sub} with the rest of the chain in its payload`
+              : e.side === 'left'
+                ? `${agent.name}: SYN arrived on ${sub}, chain metadata stripped${e.role === 'lastHop' ? ': last hop' : ''}`
+                : `${agent.name}: SYN forwarded onto subsession ${sub} with the shortened chain`,
+          );
           break;
         }
         case 'oldPathDrained': {
