@@ -1,5 +1,4 @@
 import t from 'tap';
-import { getSimplePaths } from 'xstate/graph';
 import { leftAnchorMachine, rightAnchorMachine, lockMachine } from '../dist/reconfig/machines.js';
 import { DEFAULT_RETRY, type ProtocolAction } from '../dist/reconfig/types.js';
 import { ZERO_DELTAS, type ControlMessage } from '../dist/messages.js';
@@ -76,7 +75,7 @@ function checkPath(t: { fail(m: string): void }, steps: Step[], end: { value: un
 }
 
 function collect(machine: any, events: any[], label: string, t: { fail(m: string): void }): number {
-  const paths = simplePaths(machine, events);
+  const paths = transitionPaths(machine, events);
   let n = 0;
   for (const p of paths) {
     const steps: Step[] = p.steps.map((s: any) => ({ event: s.event, actions: [] }));
@@ -112,7 +111,7 @@ function serializeState(s: any): string {
  * simple paths are too many to enumerate; transition coverage is the
  * criterion.)
  */
-function simplePaths(machine: any, events: any[]): { steps: { event: any }[]; state: any }[] {
+function transitionPaths(machine: any, events: any[]): { steps: { event: any }[]; state: any }[] {
   const [init] = initialTransition(machine);
   const seen = new Map<string, { state: any; path: any[] }>([[serializeState(init), { state: init, path: [] }]]);
   const queue = [serializeState(init)];
@@ -134,7 +133,6 @@ function simplePaths(machine: any, events: any[]): { steps: { event: any }[]; st
   }
   return out;
 }
-void getSimplePaths;
 function replayActions(machine: any, events: any[]): ProtocolAction[][] {
   let [s] = initialTransition(machine);
   const out: ProtocolAction[][] = [];
@@ -173,7 +171,7 @@ t.test('leftAnchor: every transition keeps timers, paths and outcomes consistent
   const n = collect(leftAnchorMachine(RETRY), events, 'leftAnchor', t);
   t.ok(n >= 30, `${n} transitions`);
   // every state is reached by some path
-  const reached = new Set(simplePaths(leftAnchorMachine(RETRY), events).map((p: any) => p.state.value));
+  const reached = new Set(transitionPaths(leftAnchorMachine(RETRY), events).map((p: any) => p.state.value));
   t.same([...reached].sort(), ['Canceling', 'OnePath', 'Requesting', 'SettingUp', 'TwoPaths']);
 });
 
@@ -190,7 +188,7 @@ t.test('rightAnchor: every transition keeps timers, paths and outcomes consisten
   ];
   const n = collect(rightAnchorMachine(RETRY), events, 'rightAnchor', t);
   t.ok(n >= 15, `${n} transitions`);
-  const reached = new Set(simplePaths(rightAnchorMachine(RETRY), events).map((p: any) => p.state.value));
+  const reached = new Set(transitionPaths(rightAnchorMachine(RETRY), events).map((p: any) => p.state.value));
   t.same([...reached].sort(), ['OnePath', 'Requested', 'TwoPaths', 'Waiting']);
 });
 
@@ -206,7 +204,7 @@ t.test('lock: held requests are forwarded on failure and refused on success', as
     { type: 'cancelLock', requester: '10.0.0.1', reconfigId: 7, forwardRight: sends('cancel-right') },
     { type: 'release' },
   ];
-  const paths = simplePaths(lockMachine, events);
+  const paths = transitionPaths(lockMachine, events);
   const labels = (p: any) =>
     replayActions(lockMachine, p.steps.map((s: any) => s.event))
       .flat()

@@ -22,6 +22,7 @@ import {
   ip,
   parsePrefix,
   parseTcpPacket,
+  formatTuple,
   plainRewrite,
   reverseTuple,
   tuple,
@@ -590,6 +591,33 @@ t.test('two-path ingress: first new-path sequence number and drain', async (t) =
   t.equal(r.table.getEgress(session)?.twoPath, undefined);
 });
 
+t.test('two-path on an idle session starts drained; the ack high-water survives completion', async (t) => {
+  const r = new Rewriter({ localAddresses: [A] });
+  r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 1000 }));
+  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  r.table.installIngress({ key: reverseTuple(newSub), rewrite: rw(reverseTuple(session)), path: 'new', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  outputs(t, r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000 })), 1);
+  t.equal(r.table.getIngress(reverseTuple(oldSub))?.ackHigh, 1000, 'one-path ingress keeps the highest ack');
+  const tp = r.table.enterTwoPath(session, rw(newSub));
+  t.same([tp.peerAckHigh, tp.drained], [1000, true], 'everything sent is already acknowledged');
+  r.table.leaveTwoPath(session, 'new');
+  t.equal(r.table.getIngress(reverseTuple(newSub))?.ackHigh, 1000, 'carried to the path that stays');
+  const again = r.table.enterTwoPath(session, rw(oldSub));
+  t.ok(again.drained, 'so the next reconfiguration of the idle session drains at once too');
+});
+
+t.test('two-path entered before anything was sent: the first packet fixes the cutoff', async (t) => {
+  const r = new Rewriter({ localAddresses: [A] });
+  r.table.installEgress(egressEntry(session, rw(oldSub)));
+  const tp = r.table.enterTwoPath(session, rw(newSub));
+  t.same([tp.cutoffPending, tp.drained], [true, true]);
+  // its data goes on the new path; its ack (nothing received on the new path yet) on the old one
+  const [data, ack] = outputs(t, r.egress(pkt({ tuple: session, seq: 777, ack: 1, payload: Uint8Array.of(9) })), 2);
+  same(t, data!, pkt({ tuple: newSub, seq: 777, ack: 1, payload: Uint8Array.of(9) }), 'data on the new path');
+  t.equal(formatTuple(parseTcpPacket(ack!).tuple), formatTuple(oldSub), 'the ack on the old path');
+  t.same([tp.seqCutoff, tp.cutoffPending], [777, false]);
+});
+
 t.test('two-path: sequence wraparound at the cutoff', async (t) => {
   const r = new Rewriter({ localAddresses: [A] });
   r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 0xfffffff0 }));
@@ -648,7 +676,10 @@ t.test('odd corners: foreign experimental option, no local address, mixed famili
   t.throws(() => ra.table.enterTwoPath(tuple(A, 1, S, 1), plainRewrite(session)), 'no entry');
   t.throws(() => ra.table.leaveTwoPath(session, 'old'), 'not two-path');
   ra.table.installEgress(egressEntry(tuple(A, 2, S, 2), rw(session)));
-  t.throws(() => ra.table.enterTwoPath(tuple(A, 2, S, 2), plainRewrite(session)), 'nothing sent, no cutoff');
+  // nothing sent yet: nothing to drain, and the first packet sent will fix the cutoff
+  const pendingCut = ra.table.enterTwoPath(tuple(A, 2, S, 2), plainRewrite(session));
+  t.same([pendingCut.cutoffPending, pendingCut.drained], [true, true], 'nothing sent: cutoff pending, drained');
+  ra.table.leaveTwoPath(tuple(A, 2, S, 2), 'old');
   ra.table.enterTwoPath(tuple(A, 2, S, 2), plainRewrite(session), 5);
   t.throws(() => ra.table.enterTwoPath(tuple(A, 2, S, 2), plainRewrite(session), 5), 'already two-path');
   t.same(ra.table.leaveTwoPath(tuple(A, 2, S, 2), 'old'), plainRewrite(session), 'abort returns the dropped new path');
