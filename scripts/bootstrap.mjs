@@ -15,7 +15,8 @@ const [command = 'test', ...args] = process.argv.slice(2);
 
 /** Debian packages each command needs, with the binary that shows each is there. */
 const SYSTEM_PACKAGES = {
-  test: [],
+  test: [['spin', 'spin'], ['gcc', 'gcc']],
+  spin: [['spin', 'spin'], ['gcc', 'gcc']],
   demo: [],
   bench: [],
 };
@@ -99,8 +100,10 @@ switch (command) {
     process.exit(run(process.execPath, [join(root, 'packages', 'protocol', 'dist', 'sim', 'demo.js'), ...args]));
   case 'bench':
     process.exit(run(process.execPath, [join(root, 'bench', 'run.mjs'), ...args]));
+  case 'spin':
+    process.exit(run(process.execPath, [join(root, 'packages', 'spin-models', 'dist', 'cli.js'), ...args]));
   default:
-    say(`unknown command ${command} (demo, test, bench)`);
+    say(`unknown command ${command} (demo, test, bench, spin)`);
     process.exit(2);
 }
 void bin;
