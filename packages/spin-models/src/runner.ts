@@ -23,6 +23,8 @@ export interface Check {
   readonly depth?: number;
   readonly why?: string;
   readonly large?: boolean;
+  /** Extra verifier compile flags, e.g. -DCOLLAPSE for the large configurations. */
+  readonly cflags?: readonly string[];
 }
 
 export interface Manifest {
@@ -79,7 +81,7 @@ export function runCheck(c: Check, baseDir: string, timeoutMs = 15 * 60_000): Ch
       return { check: c, ok: false, reasons: [`spin -a failed (${spin.code})`], report: undefined, seconds: (Date.now() - t0) / 1000, trail: undefined, log: log.join('\n') };
     }
     // the model's defines are Spin's (its preprocessor); pan.c gets only the verifier's own
-    const cflags = ['-O2', '-w', '-o', 'pan', 'pan.c'];
+    const cflags = ['-O2', '-w', '-o', 'pan', 'pan.c', ...(c.cflags ?? [])];
     if (c.mode === 'safety') cflags.push('-DSAFETY', '-DNOCLAIM');
     if (c.mode === 'nonprogress') cflags.push('-DNP', '-DNOCLAIM');
     const gcc = run('gcc', cflags, dir, timeoutMs);

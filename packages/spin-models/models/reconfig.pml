@@ -1,0 +1,403 @@
+/*
+ * reconfig.pml -- one reconfiguration of a session end to end, with data
+ * flowing both ways: locking on the old path, new-path setup, two paths
+ * split at the cutoffs, completion and teardown, or cancel.
+ *
+ * What it models. Two end hosts A and B, each with its TCP endpoint and its
+ * agent (A is the left anchor, B the right anchor). Two paths between the
+ * agents, each through a relay: path 0 through box X, path 1 through box Y.
+ * The session starts on path 0; a reconfiguration moves it to path 1 (with
+ * RECONFIGS=2 a second one moves it back: successive reconfigurations of one
+ * session). A relay with no box (X_BOX=0 or Y_BOX=0) is a plain wire, so
+ * replace (both boxes), delete (Y_BOX=0) and insert (X_BOX=0) are all
+ * covered. Each endpoint sends K bytes, one per segment, and acks every
+ * segment it receives; the agents rewrite as the TypeScript rewriter does:
+ * in two-path mode data at or above the sender's cutoff goes on the new
+ * path, an ack goes on the old path while it is at or below the lowest
+ * sequence number received on the new path (m), the old path carries at
+ * most min(ack, m), and a segment whose data and ack belong to different
+ * paths is split. Up to LOSSES control
+ * messages may be lost; senders retransmit when nothing else can happen
+ * (timeout); Y_DOWN makes the new path's box drop everything (new-path
+ * failure: the reconfiguration aborts, the old path stays).
+ *
+ * What it abstracts away. Data segments are not lost (the public model's
+ * assumption; retransmission below the cutoff is in the TypeScript
+ * simulator); one reconfiguration at a time (contention is in
+ * locking.pml); sequence numbers do not wrap; no FIN or RST; boxes that
+ * change the size of the byte stream (sequence deltas) are not modelled
+ * yet (the TypeScript rewriter's tests cover the arithmetic).
+ *
+ * Checks (see the manifest): assertions -- an endpoint never receives an
+ * ack beyond what it sent; the box of the session's first path never
+ * forwards an ack beyond the data it carried; new-path data is at or above its sender's cutoff;
+ * both byte streams are delivered exactly once and in order; at the end
+ * nothing is locked, both anchors are back in OnePath and the session runs
+ * on the expected path. Valid end states. LTL: `terminates` (every
+ * reconfiguration completes or aborts and both streams are delivered).
+ * Witnesses that must fail: `neverTwoPaths` (cutover), `neverAborted`.
+ * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED.
+ */
+
+#ifndef K
+#define K 2
+#endif
+#ifndef LOSSES
+#define LOSSES 1
+#endif
+#ifndef RECONFIGS
+#define RECONFIGS 1
+#endif
+#ifndef X_BOX
+#define X_BOX 1
+#endif
+#ifndef Y_BOX
+#define Y_BOX 1
+#endif
+#ifndef RETRIES
+#define RETRIES 1
+#endif
+
+mtype = { seg, requestLock, ackLock, cancelLock, ackCancel, syn, synAck, ack, teardown };
+
+/* leftAnchor / rightAnchor states, as in the TypeScript machines */
+#define OnePath 0
+#define Requesting 1
+#define SettingUp 2
+#define TwoPaths 3
+#define Canceling 4
+#define Requested 5
+#define Waiting 6
+#define NONE 255
+
+/* segments: (seg, seq, ack): seq 0 = no data; byte i of a stream has seq i (1..K); ack = next expected */
+/* channels: net[2*p + d] is path p in direction d (0: towards B, 1: towards A), entering its relay */
+chan net[4] = [6] of { mtype, byte, byte };
+chan toB[2] = [6] of { mtype, byte, byte };   /* leaving relay p towards B */
+chan toA[2] = [6] of { mtype, byte, byte };   /* leaving relay p towards A */
+chan tcpOutA = [4] of { byte, byte };          /* endpoint A -> agent A: (seq, ack) */
+chan tcpOutB = [4] of { byte, byte };
+chan tcpInA = [6] of { byte, byte };           /* agent A -> endpoint A */
+chan tcpInB = [6] of { byte, byte };
+
+byte curA = 0, curB = 0;     /* the path each anchor sends on (in two-path mode: the old one) */
+byte la = OnePath;           /* A as left anchor */
+byte ra = OnePath;           /* B as right anchor */
+bool lockA = false;          /* A's subsession on the old path is locked (pending or locked) */
+bool lockX[2];               /* the relay box of path p has its subsession locked */
+byte cutA, cutB;             /* cutoffs, in the sender's own sequence space */
+byte mA, mB;                 /* lowest sequence number received on the new path (NONE: nothing yet) */
+byte ackHighA, ackHighB;     /* highest ack received from the peer, own space */
+bool drainedA, drainedB, peerDrainedA, peerDrainedB;
+byte sndA, sndB;             /* highest sequence number each endpoint has sent (snd_max - 1) */
+byte rcvA, rcvB;             /* bytes delivered in order */
+byte fwdData[4];             /* per relay and direction: highest data sequence number forwarded */
+byte reconfigs = 0;          /* started */
+byte finished = 0;           /* completed or aborted */
+bool aborted = false;
+bool cutover = false;
+byte losses = 0;
+byte triesA = 0, triesB = 0;
+
+#define streamsDone (rcvA == K && rcvB == K)
+/* every reconfiguration finished at both anchors, both streams delivered */
+#define allDone (finished == RECONFIGS && la == OnePath && ra == OnePath && streamsDone)
+
+inline lose_or(lch, lt, lx, ly) {
+  if
+  :: losses < LOSSES -> losses++
+  :: lch!lt, lx, ly
+  fi
+}
+
+/* ---- end hosts: send K bytes, ack every segment, deliver in order ---- */
+proctype Tcp(chan out; chan in; bool isA) {
+  byte s, a, next = 1, buf = 0;
+  byte sent = 0;
+  do
+  :: sent < K -> sent++;
+     atomic { if :: isA -> sndA = sent :: else -> sndB = sent fi; out!sent, next }
+  :: in?s, a ->
+     atomic {
+       /* never an ack for bytes we did not send */
+       assert(a <= (isA -> sndA : sndB) + 1);
+       if
+       :: s > 0 ->
+          assert(s <= K);
+          if
+          :: s == next -> next++;
+             do
+             :: (buf & (1 << next)) -> buf = buf & ~(1 << next); next++
+             :: else -> break
+             od
+          :: s > next -> buf = buf | (1 << s)
+          :: s < next -> skip     /* duplicate: delivered once only */
+          fi;
+          if :: isA -> rcvA = next - 1 :: else -> rcvB = next - 1 fi;
+          out!0, next
+       :: else
+       fi
+     }
+  :: sent == K && (isA -> rcvA : rcvB) == K && len(in) == 0 -> break
+  od
+}
+
+/* ---- relays: forward; a box keeps the lock of its subsession towards B ---- */
+proctype Relay(byte p) {
+  mtype t;
+  byte a, b;
+end:
+  do
+  :: net[2 * p]?t, a, b ->
+     atomic {
+#ifdef Y_DOWN
+       if :: p == 1 && Y_BOX -> goto end :: else fi;
+#endif
+       if
+       :: t == seg && a > 0 -> fwdData[2 * p] = (a > fwdData[2 * p] -> a : fwdData[2 * p])
+       :: t == seg && a == 0 -> skip
+       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true
+       :: t == cancelLock && (p == 0 && X_BOX) ->
+#ifndef MUTANT_CANCEL_IGNORED
+          lockX[p] = false
+#else
+          skip
+#endif
+       :: t == teardown -> lockX[p] = false   /* leaving the session: its locked subsession is gone */
+       :: else
+       fi;
+       toB[p]!t, a, b
+     }
+  :: net[2 * p + 1]?t, a, b ->
+     atomic {
+#ifdef Y_DOWN
+       if :: p == 1 && Y_BOX -> goto end :: else fi;
+#endif
+       if
+       :: t == seg && a > 0 -> fwdData[2 * p + 1] = (a > fwdData[2 * p + 1] -> a : fwdData[2 * p + 1])
+       :: else
+       fi;
+       /* the box of the session's first path never sees an ack beyond the data it carried
+          (checked during the first reconfiguration: a box that joins later starts mid-stream) */
+       if
+       :: t == seg && p == 0 && X_BOX && reconfigs <= 1 -> assert(b <= fwdData[2 * p] + 1)
+       :: else
+       fi;
+       toA[p]!t, a, b
+     }
+  od
+}
+
+/* ---- agent A: left anchor ---- */
+inline sendA(sp, ss, sa) {
+  net[2 * sp]!seg, ss, sa
+}
+
+inline egressA(s, a) {
+  if
+  :: la != TwoPaths && la != SettingUp -> sendA(curA, s, a)
+  :: else ->
+     /* the new path is prepared (SettingUp) or in use (TwoPaths): acks are split by m from
+        the moment new-path data can arrive; data moves only at the cutover, by the cutoff */
+     dp = (s == 0 -> NONE : ((la == TwoPaths && s >= cutA) -> (1 - curA) : curA));
+     ap = ((mA == NONE || a <= mA) -> curA : (1 - curA));
+     /* the old path carries at most m */
+     clip = ((mA != NONE && a > mA) -> mA : a);
+#ifdef MUTANT_NO_ACK_SPLIT
+     /* the ack rides with the data, unclipped */
+     ap = (dp == NONE -> ap : dp);
+     clip = a;
+#endif
+     if
+     :: dp == NONE && ap == curA -> sendA(ap, 0, clip)
+     :: dp == NONE && ap != curA -> sendA(ap, 0, a)
+     :: dp != NONE && dp == ap && dp == curA -> sendA(dp, s, clip)
+     :: dp != NONE && dp == ap && dp != curA -> sendA(dp, s, a)
+     :: dp != NONE && dp != ap && dp == curA -> sendA(dp, s, clip); sendA(ap, 0, a)
+     :: dp != NONE && dp != ap && dp != curA -> sendA(dp, s, a); sendA(ap, 0, clip)
+     fi
+  fi
+}
+
+inline egressB(s, a) {
+  if
+  :: ra != TwoPaths && ra != Waiting -> net[2 * curB + 1]!seg, s, a
+  :: else ->
+     dp = (s == 0 -> NONE : ((ra == TwoPaths && s >= cutB) -> (1 - curB) : curB));
+     ap = ((mB == NONE || a <= mB) -> curB : (1 - curB));
+     clip = ((mB != NONE && a > mB) -> mB : a);
+#ifdef MUTANT_NO_ACK_SPLIT
+     ap = (dp == NONE -> ap : dp);
+     clip = a;
+#endif
+     if
+     :: dp == NONE && ap == curB -> net[2 * ap + 1]!seg, 0, clip
+     :: dp == NONE && ap != curB -> net[2 * ap + 1]!seg, 0, a
+     :: dp != NONE && dp == ap && dp == curB -> net[2 * dp + 1]!seg, s, clip
+     :: dp != NONE && dp == ap && dp != curB -> net[2 * dp + 1]!seg, s, a
+     :: dp != NONE && dp != ap && dp == curB -> net[2 * dp + 1]!seg, s, clip; net[2 * ap + 1]!seg, 0, a
+     :: dp != NONE && dp != ap && dp != curB -> net[2 * dp + 1]!seg, s, a; net[2 * ap + 1]!seg, 0, clip
+     fi
+  fi
+}
+
+inline completeA() {
+  curA = 1 - curA;   /* the new path is the only path */
+  la = OnePath;
+  lockA = false;
+  finished++;
+  mA = NONE; drainedA = false; peerDrainedA = false; triesA = 0
+}
+
+proctype AgentA() {
+  mtype t;
+  byte s, a, dp, ap, p, clip;
+end:
+  do
+  /* start a reconfiguration: lock the old path */
+  :: atomic { la == OnePath && ra == OnePath && curA == curB && reconfigs < RECONFIGS && reconfigs == finished ->
+       reconfigs++; lockA = true; la = Requesting; triesA = 0;
+       lose_or(net[2 * curA], requestLock, reconfigs, 0) }
+  /* the endpoint's segments */
+  :: atomic { tcpOutA?s, a -> egressA(s, a) }
+  /* from the network, on either path */
+  :: atomic { (toA[0]?[t, s, a] || toA[1]?[t, s, a]) ->
+       if :: toA[0]?t, s, a -> p = 0 :: toA[1]?t, s, a -> p = 1 fi;
+       if
+       :: t == seg ->
+          /* new-path data must be at or above B's cutoff */
+          /* m is tracked from the moment the new path can deliver, before two paths begin */
+          if :: (la == SettingUp || la == TwoPaths) && p == (1 - curA) && s > 0 -> mA = (mA == NONE || s < mA -> s : mA) :: else fi;
+          if :: p == (1 - curA) && s > 0 && ra == TwoPaths -> assert(s >= cutB) :: else fi;
+          if :: s > 0 && la == TwoPaths && p == (1 - curA) -> skip :: else fi;
+          if :: la == TwoPaths && a > ackHighA -> ackHighA = a :: else fi;
+          if :: la != TwoPaths && a > ackHighA -> ackHighA = a :: else fi;
+          tcpInA!s, a;
+          if
+          :: la == TwoPaths && !drainedA && ackHighA >= cutA ->
+             drainedA = true;
+             lose_or(net[2 * curA], teardown, reconfigs, 0);
+#ifndef MUTANT_EARLY_TEARDOWN
+             if :: peerDrainedA -> completeA() :: else fi
+#else
+             completeA()
+#endif
+          :: else
+          fi
+       :: t == ackLock && la == Requesting -> la = SettingUp; triesA = 0;
+          lose_or(net[2 * (1 - curA)], syn, reconfigs, 0)
+       :: t == synAck && la == SettingUp ->
+          la = TwoPaths; cutover = true;
+          cutA = sndA + 1;
+          lose_or(net[2 * (1 - curA)], ack, reconfigs, 0);
+          /* an idle old path is drained at once */
+          if
+          :: ackHighA >= cutA -> drainedA = true; lose_or(net[2 * curA], teardown, reconfigs, 0);
+             if :: peerDrainedA -> completeA() :: else fi
+          :: else
+          fi
+       :: t == synAck && la == TwoPaths -> lose_or(net[2 * (1 - curA)], ack, reconfigs, 0)
+       :: t == teardown && la == TwoPaths && p == curA -> peerDrainedA = true;
+          if :: drainedA -> completeA() :: else fi
+       /* B missed our teardown and repeats its own: answer once more, marked so it is never answered */
+       :: t == teardown && la == OnePath && a == 0 && s == reconfigs -> lose_or(net[2 * (1 - curA)], teardown, reconfigs, 1)
+       :: t == ackCancel && la == Canceling -> la = OnePath; lockA = false; aborted = true; finished++; mA = NONE
+       :: else -> skip
+       fi }
+  /* nothing else can happen: retransmit, or give up and cancel */
+  :: atomic { timeout && la == Requesting ->
+       if
+       :: triesA < RETRIES -> triesA++; lose_or(net[2 * curA], requestLock, reconfigs, 0)
+       :: else -> la = Canceling; lose_or(net[2 * curA], cancelLock, reconfigs, 0)
+       fi }
+  :: atomic { timeout && la == SettingUp ->
+       if
+       :: triesA < RETRIES -> triesA++; lose_or(net[2 * (1 - curA)], syn, reconfigs, 0)
+       :: else -> la = Canceling; lose_or(net[2 * curA], cancelLock, reconfigs, 0)
+       fi }
+  :: atomic { timeout && la == Canceling -> lose_or(net[2 * curA], cancelLock, reconfigs, 0) }
+  :: atomic { timeout && la == TwoPaths && drainedA -> lose_or(net[2 * curA], teardown, reconfigs, 0) }
+  od
+}
+
+/* ---- agent B: right anchor ---- */
+inline completeB() {
+  curB = 1 - curB;
+  ra = OnePath;
+  mB = NONE; drainedB = false; peerDrainedB = false; triesB = 0
+}
+
+proctype AgentB() {
+  mtype t;
+  byte s, a, dp, ap, p, clip;
+end:
+  do
+  :: atomic { tcpOutB?s, a -> egressB(s, a) }
+  :: atomic { (toB[0]?[t, s, a] || toB[1]?[t, s, a]) ->
+       if :: toB[0]?t, s, a -> p = 0 :: toB[1]?t, s, a -> p = 1 fi;
+       if
+       :: t == seg ->
+          if :: (ra == Waiting || ra == TwoPaths) && p != curB && s > 0 -> mB = (mB == NONE || s < mB -> s : mB) :: else fi;
+          if :: p != curB && s > 0 && la == TwoPaths -> assert(s >= cutA) :: else fi;
+          if :: a > ackHighB -> ackHighB = a :: else fi;
+          tcpInB!s, a;
+          if
+          :: ra == TwoPaths && !drainedB && ackHighB >= cutB ->
+             drainedB = true;
+             lose_or(net[2 * curB + 1], teardown, reconfigs, 0);
+             if :: peerDrainedB -> completeB() :: else fi
+          :: else
+          fi
+       :: t == requestLock && ra == OnePath -> ra = Requested; lose_or(net[2 * curB + 1], ackLock, s, a)
+       :: t == requestLock && ra == Requested -> lose_or(net[2 * curB + 1], ackLock, s, a)
+       :: t == syn && ra == Requested -> ra = Waiting; triesB = 0; lose_or(net[2 * (1 - curB) + 1], synAck, s, 0)
+       :: t == syn && ra == Waiting -> lose_or(net[2 * (1 - curB) + 1], synAck, s, 0)
+       :: (t == ack || (t == teardown && p == curB)) && ra == Waiting ->
+          ra = TwoPaths; cutB = sndB + 1;
+          if :: t == teardown -> peerDrainedB = true :: else fi;
+          if
+          :: ackHighB >= cutB -> drainedB = true; lose_or(net[2 * curB + 1], teardown, reconfigs, 0);
+             if :: peerDrainedB -> completeB() :: else fi
+          :: else
+          fi
+       :: t == teardown && ra == TwoPaths && p == curB -> peerDrainedB = true;
+          if :: drainedB -> completeB() :: else fi
+       :: t == cancelLock && (ra == Requested || ra == Waiting) -> ra = OnePath; mB = NONE; lose_or(net[2 * curB + 1], ackCancel, s, 0)
+       :: t == cancelLock && ra == OnePath -> lose_or(net[2 * curB + 1], ackCancel, s, 0)
+       :: t == teardown && ra == OnePath && a == 0 && s == reconfigs -> lose_or(net[2 * (1 - curB) + 1], teardown, reconfigs, 1)
+       :: else -> skip
+       fi }
+  :: atomic { timeout && ra == Waiting && triesB < RETRIES -> triesB++; lose_or(net[2 * (1 - curB) + 1], synAck, reconfigs, 0) }
+  :: atomic { timeout && ra == TwoPaths && drainedB -> lose_or(net[2 * curB + 1], teardown, reconfigs, 0) }
+  od
+}
+
+/* the endpoints' segments between agent and stack */
+proctype Final() {
+end:
+  atomic {
+    allDone && timeout ->
+    assert(rcvA == K && rcvB == K);
+    assert(la == OnePath && ra == OnePath && !lockA && !lockX[0] && !lockX[1]);
+    assert(curA == curB && (aborted || curA == RECONFIGS % 2))
+  }
+}
+
+init {
+  atomic {
+    lockX[0] = false; lockX[1] = false;
+    mA = NONE; mB = NONE; ackHighA = 0; ackHighB = 0;
+    fwdData[0] = 0; fwdData[1] = 0; fwdData[2] = 0; fwdData[3] = 0;
+    run Tcp(tcpOutA, tcpInA, true);
+    run Tcp(tcpOutB, tcpInB, false);
+    run AgentA();
+    run AgentB();
+    run Relay(0);
+    run Relay(1);
+    run Final()
+  }
+}
+
+ltl terminates { <> allDone }
+ltl neverTwoPaths { [] !cutover }
+ltl neverAborted { [] !aborted }
