@@ -275,10 +275,40 @@ export class SessionTable {
    * Puts an anchor's egress entry into two-path mode. The cutoff defaults to
    * the entry's sndHigh (everything sent so far stays on the old path).
    */
-  enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number): TwoPathStateOf {
+  /**
+   * Prepares an anchor's new path before it carries data: from now on acks
+   * are split by the lowest sequence number received on the new path (the
+   * peer may already send there), and all data stays on the old path until
+   * `enterTwoPath` fixes the cutoff.
+   */
+  prepareTwoPath(egressKey: FiveTuple, newPath: PathRewrite): TwoPathStateOf {
     const e = this.getEgress(egressKey);
     if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
     if (e.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
+    const back = this.getIngress(reverseTuple(e.old.tuple));
+    const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
+    e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: acked, drained: false, awaitingCutover: true };
+    return e.twoPath;
+  }
+
+  enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number): TwoPathStateOf {
+    const e = this.getEgress(egressKey);
+    if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
+    const prepared = e.twoPath?.awaitingCutover ? e.twoPath : undefined;
+    if (e.twoPath && !prepared) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
+    if (prepared) {
+      // the cutover: data at or above the cutoff moves to the new path
+      const cut = seqCutoff ?? e.sndHigh;
+      prepared.awaitingCutover = false;
+      if (cut === undefined) {
+        prepared.cutoffPending = true;
+        prepared.drained = true;
+      } else {
+        prepared.seqCutoff = cut >>> 0;
+        prepared.drained = prepared.peerAckHigh !== undefined && seqGeq(prepared.peerAckHigh, prepared.seqCutoff);
+      }
+      return prepared;
+    }
     const cutoff = seqCutoff ?? e.sndHigh;
     if (cutoff === undefined) {
       // nothing sent on the old path: nothing to drain, and the first packet sent fixes the cutoff
@@ -834,6 +864,7 @@ export class Rewriter {
       tp.seqCutoff = p.seq;
       tp.cutoffPending = false;
     }
+    const held = tp.awaitingCutover === true;
     const S = p.seq;
     const A = p.ack;
     const c = tp.seqCutoff;
@@ -860,6 +891,7 @@ export class Rewriter {
 
     let dataPath: 'old' | 'new' | 'split' | undefined;
     if (len === 0) dataPath = undefined;
+    else if (held) dataPath = 'old';
     else if (seqGeq(S, c)) dataPath = 'new';
     else if (seqLeq(seqAdd(S, len), c)) dataPath = 'old';
     else dataPath = 'split';
@@ -976,7 +1008,7 @@ export class Rewriter {
       }
       if (p.flags & TCP_ACK) {
         tp.peerAckHigh = tp.peerAckHigh === undefined ? w.ack : seqMax(tp.peerAckHigh, w.ack);
-        if (!tp.drained && seqGeq(tp.peerAckHigh, tp.seqCutoff)) {
+        if (!tp.drained && !tp.awaitingCutover && !tp.cutoffPending && seqGeq(tp.peerAckHigh, tp.seqCutoff)) {
           tp.drained = true;
           events.push({ type: 'oldPathDrained', egressKey: i.egressKey });
         }

@@ -46,7 +46,9 @@ export const EGRESS_FLAG_ENDED = 1 << 7;
 export const EGRESS_FLAG_SYN_PAYLOAD = 1 << 8;
 /** Two paths entered before anything was sent: the first packet sent fixes the cutoff. */
 export const EGRESS_FLAG_CUTOFF_PENDING = 1 << 9;
-const EGRESS_FLAGS_ALL = (1 << 10) - 1;
+/** New path prepared, data not yet moved: acks split, data on the old path. */
+export const EGRESS_FLAG_AWAITING_CUTOVER = 1 << 10;
+const EGRESS_FLAGS_ALL = (1 << 11) - 1;
 
 /** Bits of the policy value's `flags` byte. */
 export const POLICY_FLAG_SRC = 1 << 0;
@@ -238,6 +240,7 @@ export function encodeEgressValue(e: EgressEntry): Uint8Array {
     }
     if (tp.drained) flags |= EGRESS_FLAG_DRAINED;
     if (tp.cutoffPending) flags |= EGRESS_FLAG_CUTOFF_PENDING;
+    if (tp.awaitingCutover) flags |= EGRESS_FLAG_AWAITING_CUTOVER;
   }
   if (e.sndHigh !== undefined) {
     flags |= EGRESS_FLAG_SND_HIGH;
@@ -277,6 +280,7 @@ export function decodeEgressEntry(key: Uint8Array, value: Uint8Array, synPayload
       peerAckHigh: flags & EGRESS_FLAG_PEER_ACK_HIGH ? dv.getUint32(o.peerAckHigh, true) : undefined,
       drained: (flags & EGRESS_FLAG_DRAINED) !== 0,
       ...(flags & EGRESS_FLAG_CUTOFF_PENDING ? { cutoffPending: true } : {}),
+      ...(flags & EGRESS_FLAG_AWAITING_CUTOVER ? { awaitingCutover: true } : {}),
     };
   }
   const hasPayload = (flags & EGRESS_FLAG_SYN_PAYLOAD) !== 0;

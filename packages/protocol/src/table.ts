@@ -61,6 +61,13 @@ export interface TwoPathState {
    * sequence number, so all of its data goes on the new path.
    */
   cutoffPending?: boolean;
+  /**
+   * The new path is prepared but not yet used for data (the left anchor in
+   * SettingUp, the right anchor in Waiting): new-path data may already
+   * arrive, so acks are split by newPathMinSeq, while all data stays on the
+   * old path until the cutover fixes seqCutoff.
+   */
+  awaitingCutover?: boolean;
 }
 
 export interface EgressEntry {

@@ -618,6 +618,30 @@ t.test('two-path entered before anything was sent: the first packet fixes the cu
   t.same([tp.seqCutoff, tp.cutoffPending], [777, false]);
 });
 
+t.test('a prepared new path splits acks before any data moves (found by the Spin model)', async (t) => {
+  // The right anchor is Waiting: the peer may already send on the new path.
+  // An ack for new-path data must not go on the old path, whose boxes never
+  // carried that data; data itself stays on the old path until the cutover.
+  const r = new Rewriter({ localAddresses: [A] });
+  r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 1000 }));
+  r.table.installIngress({ key: reverseTuple(newSub), rewrite: rw(reverseTuple(session)), path: 'new', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  const tp = r.table.prepareTwoPath(session, rw(newSub));
+  t.same([tp.awaitingCutover, tp.drained], [true, false]);
+  outputs(t, r.ingress(pkt({ tuple: reverseTuple(newSub), seq: 5000, ack: 1000, payload: Uint8Array.of(1) })), 1);
+  t.equal(tp.newPathMinSeq, 5000, 'the lowest new-path sequence number is tracked while waiting');
+  t.notOk(tp.drained, 'no drain before the cutover');
+  const data = Uint8Array.of(7, 7);
+  const [onOldPath, ackOnNew] = outputs(t, r.egress(pkt({ tuple: session, seq: 1000, ack: 5001, payload: data })), 2);
+  same(t, onOldPath!, pkt({ tuple: oldSub, seq: 1000, ack: 5000, payload: data }), 'data stays on the old path, its ack clipped to m');
+  t.equal(formatTuple(parseTcpPacket(ackOnNew!).tuple), formatTuple(newSub), 'the full ack goes on the new path');
+  const cut = r.table.enterTwoPath(session, rw(newSub));
+  t.same([cut.awaitingCutover, cut.seqCutoff, cut.newPathMinSeq], [false, 1002, 5000], 'the cutover keeps m and fixes the cutoff');
+  const [moved] = outputs(t, r.egress(pkt({ tuple: session, seq: 1002, ack: 5001, payload: data })), 1);
+  t.equal(formatTuple(parseTcpPacket(moved!).tuple), formatTuple(newSub), 'new data moves to the new path');
+  r.table.leaveTwoPath(session, 'old');
+  t.equal(r.table.getEgress(session)?.twoPath, undefined, 'an abort drops a prepared path');
+});
+
 t.test('two-path: sequence wraparound at the cutoff', async (t) => {
   const r = new Rewriter({ localAddresses: [A] });
   r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 0xfffffff0 }));

@@ -30,6 +30,11 @@ function plain(tuple: FiveTuple): PathRewrite {
   return { tuple, seqDelta: 0, ackDelta: 0, tsvalDelta: 0, tsecrDelta: 0, wsFrom: 0, wsTo: 0 };
 }
 
+/** How an anchor's egress is rewritten onto its new path. */
+function newPathRewrite(side: Side, subsession: FiveTuple, deltas: Deltas): PathRewrite {
+  return side === 'right' ? rightward(subsession, deltas) : plain(reverseTuple(subsession));
+}
+
 export type PathAction = Extract<ProtocolAction, { type: 'prepareNewPath' | 'enterTwoPaths' | 'completeTwoPaths' | 'abortNewPath' | 'installRelay' | 'removeRelay' }>;
 
 export function isPathAction(a: ProtocolAction): a is PathAction {
@@ -57,18 +62,17 @@ export function applyPathAction(table: SessionTable, session: FiveTuple, a: Path
   const back = reverseTuple(session);
   switch (a.type) {
     case 'prepareNewPath': {
+      // receive on the new path, and split acks by what arrives there, before any data moves
       if (a.side === 'right') {
         table.installIngress({ key: reverseTuple(a.hop.subsession), rewrite: leftward(back, a.deltas), path: 'new', egressKey: session, packets: 0, bytes: 0, lastSeen: now });
       } else {
         table.installIngress({ key: a.hop.subsession, rewrite: plain(session), path: 'new', egressKey: back, packets: 0, bytes: 0, lastSeen: now });
       }
+      table.prepareTwoPath(anchorEgressKey(session, a.side), newPathRewrite(a.side, a.hop.subsession, a.deltas));
       return false;
     }
-    case 'enterTwoPaths': {
-      const key = anchorEgressKey(session, a.side);
-      const rewrite = a.side === 'right' ? rightward(a.hop.subsession, a.deltas) : plain(reverseTuple(a.hop.subsession));
-      return table.enterTwoPath(key, rewrite).drained;
-    }
+    case 'enterTwoPaths':
+      return table.enterTwoPath(anchorEgressKey(session, a.side), newPathRewrite(a.side, a.hop.subsession, a.deltas)).drained;
     case 'completeTwoPaths': {
       const key = anchorEgressKey(session, a.side);
       if (table.getEgress(key)?.twoPath) table.leaveTwoPath(key, 'new');
