@@ -51,3 +51,10 @@ export {
   encodeControl,
   decodeControl,
 } from './wire/control.js';
+export * from './reconfig/types.js';
+export * from './reconfig/machines.js';
+export * from './reconfig/session-protocol.js';
+export * from './reconfig/dataplane.js';
+export { Simulation, describeOp, type SimOptions, type SimResult, type ReconfigOp, type PlannedOp, type OutcomeRecord } from './sim/simulation.js';
+export { DataSimulation, type DataSimOptions, type DataSimResult } from './sim/data-simulation.js';
+export { scheduleFor, SIM_RETRY } from './sim/schedules.js';

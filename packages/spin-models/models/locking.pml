@@ -97,6 +97,19 @@ chan fromRight[N] = [CHAN] of { mtype, byte };
 #define canStart(i) ((L[0] == i && !started[0]) || (M > 1 && L[1] == i && !started[1]) || (M > 2 && L[2] == i && !started[2]))
 #define overlap(a, b) (L[a] < R[b] && L[b] < R[a])
 
+/*
+ * With -DTRACE, every step of an agent prints its event and the agent's
+ * state afterwards ("@@@ agent event request lock lockReq lockOwn held la"),
+ * which the TypeScript test replays against the TypeScript lock machine.
+ * Events: 1 start, 2 requestLock, 3 cancelLock, 4 ackLock, 5 nackLock,
+ * 6 ackCancel, 7 timeout, 9 complete.
+ */
+#ifdef TRACE
+#define STEP(ev, r) printf("@@@ %d %d %d %d %d %d %d %d\n", i, ev, r, lock[i], lockReq[i], lockOwn[i], held[i], la[i])
+#else
+#define STEP(ev, r) skip
+#endif
+
 /* a transmission the network may lose while its loss budget lasts */
 inline send(ch, t, r) {
   if
@@ -147,11 +160,6 @@ inline complete(i, r) {
     outcome[r] = completed;
     la[i] = OnePath
   }
-  /* a request held behind ours is refused: ours won */
-  if
-  :: held[i] != NONE -> toLeftOf(i, nackLock, held[i]); held[i] = NONE
-  :: else
-  fi
 }
 
 proctype Agent(byte i) {
@@ -175,7 +183,8 @@ end:
            la[i] = Requesting; laReq[i] = r; tries[i] = 0;
            toRightOf(i, requestLock, r)
         :: else -> outcome[r] = aborted   /* busy */
-        fi
+        fi;
+        STEP(1, r)
      :: else -> skip
      fi }
 
@@ -225,7 +234,8 @@ end:
            toRightOf(i, cancelLock, r)
         fi
      :: else -> skip
-     fi }
+     fi;
+     STEP((t == requestLock -> 2 : 3), r) }
 
   /* from the right: ackLock, nackLock, ackCancel */
   :: atomic { fromRight[i]?t, r -> inflight--;
@@ -233,7 +243,12 @@ end:
      :: t == ackLock && i == L[r] && la[i] == Requesting && laReq[i] == r ->
         lock[i] = locked;
         la[i] = SettingUp;
-        grant(i, r)
+        grant(i, r);
+        /* a request held behind ours is refused: ours won */
+        if
+        :: held[i] != NONE -> toLeftOf(i, nackLock, held[i]); held[i] = NONE
+        :: else
+        fi
      :: t == ackLock && i != L[r] && lock[i] != unlocked && lockReq[i] == r ->
         lock[i] = locked; toLeftOf(i, ackLock, r)
      :: t == nackLock && i == L[r] && la[i] == Requesting && laReq[i] == r ->
@@ -245,13 +260,18 @@ end:
      :: t == nackLock && i != L[r] && lock[i] == lockPending && lockReq[i] == r ->
         lock[i] = unlocked; lockReq[i] = NONE; toLeftOf(i, nackLock, r)
      :: t == ackCancel && i == L[r] && la[i] == Canceling && laReq[i] == r ->
-        la[i] = OnePath; outcome[r] = aborted
+        la[i] = OnePath; outcome[r] = aborted;
+        if
+        :: held[i] != NONE -> forwardHeld(i)
+        :: else -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false
+        fi
      :: t == ackCancel && i != L[r] -> toLeftOf(i, ackCancel, r)
      :: else -> skip   /* stale or duplicate */
-     fi }
+     fi;
+     STEP((t == ackLock -> 4 : (t == nackLock -> 5 : 6)), r) }
 
   /* granted: the reconfiguration runs its course (reconfig.pml) and completes */
-  :: atomic { la[i] == SettingUp -> r = laReq[i]; complete(i, r) }
+  :: atomic { la[i] == SettingUp -> r = laReq[i]; complete(i, r); STEP(9, r) }
 
   /* nothing else can happen: the left anchor's message or its answer was lost */
 #ifndef MUTANT_NO_RETRANSMIT
@@ -259,14 +279,12 @@ end:
      if
      :: tries[i] < RETRIES -> tries[i]++; toRightOf(i, requestLock, laReq[i])
      :: tries[i] >= RETRIES ->
+        /* our own lock stays until the cancel is acknowledged (as in the TypeScript machine) */
         la[i] = Canceling;
         canceled = true;
-        if
-        :: held[i] != NONE -> forwardHeld(i)
-        :: else -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false
-        fi;
         toRightOf(i, cancelLock, laReq[i])
-     fi }
+     fi;
+     STEP(7, laReq[i]) }
 #endif
   :: atomic { timeout && la[i] == Canceling -> toRightOf(i, cancelLock, laReq[i]) }
   od
