@@ -343,6 +343,22 @@ const outcome = (result: 'completed' | 'aborted'): Acts[number] =>
     ...(result === 'aborted' ? { reason: context.reason ?? 'timeout' } : {}),
   }));
 
+/** What both anchor machines hold when no reconfiguration is under way. */
+function anchorAtRest(retry: RetryPolicy) {
+  return {
+    retry,
+    outstanding: {},
+    reconfigId: undefined,
+    requester: undefined,
+    oldHop: undefined,
+    newHop: undefined,
+    deltas: ZERO_DELTAS,
+    drained: false,
+    peerDrained: false,
+    reason: undefined,
+  };
+}
+
 const completeLeft: Acts = [
   ...settleAll(),
   emit(({ context }) => ({ type: 'completeTwoPaths', side: 'right', oldHop: context.oldHop, newHop: context.newHop })),
@@ -356,19 +372,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
   }).createMachine({
     id: 'leftAnchor',
     initial: 'OnePath',
-    context: {
-      retry,
-      outstanding: {},
-      reconfigId: undefined,
-      requester: undefined,
-      oldHop: undefined,
-      newHop: undefined,
-      deltas: ZERO_DELTAS,
-      drained: false,
-      peerDrained: false,
-      reason: undefined,
-      wire: undefined,
-    },
+    context: { ...anchorAtRest(retry), wire: undefined },
     states: {
       OnePath: {
         on: {
@@ -541,16 +545,7 @@ export function rightAnchorMachine(retry: RetryPolicy) {
     id: 'rightAnchor',
     initial: 'OnePath',
     context: {
-      retry,
-      outstanding: {},
-      reconfigId: undefined,
-      requester: undefined,
-      oldHop: undefined,
-      newHop: undefined,
-      deltas: ZERO_DELTAS,
-      drained: false,
-      peerDrained: false,
-      reason: undefined,
+      ...anchorAtRest(retry),
       ackLock: undefined,
       synAck: undefined,
       teardown: undefined,
