@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initialTransition, transition } from 'xstate';
-import { lockMachine, type ProtocolAction } from '@dysco/protocol';
+import { DEFAULT_RETRY, ZERO_DELTAS, ip, leftAnchorMachine, lockMachine, tuple, type ProtocolAction, type Wire } from '@dysco/protocol';
 import { spinAvailable } from '../dist/runner.js';
 
 // The model and the implementation in step: Spin's random simulations of
@@ -46,9 +46,28 @@ function trace(seed: number, defines: string[] = []): Step[] {
 
 const marker: ProtocolAction = { type: 'cancelTimer', timer: 'tombstone' };
 
+// the TypeScript leftAnchor machine with the model's retry budget (RETRIES=1)
+const anchorMachine = leftAnchorMachine({ ...DEFAULT_RETRY, limits: { ...DEFAULT_RETRY.limits, requestLock: 1, syn: 1 } });
+const LA_STATES: Record<number, string> = { 0: 'OnePath', 1: 'Requesting', 2: 'SettingUp', 4: 'Canceling' };
+const hop = (i: number) => ({ agent: ip(`10.0.0.${i + 2}`), subsession: tuple(`10.0.0.${i + 1}`, 1000 + i, `10.0.0.${i + 2}`, 1000 + i) });
+const wire = (i: number, r: number): Wire => {
+  const c = { subsession: hop(i).subsession, reconfigId: r, msgSeq: 1, requester: ip(`10.0.0.${i + 1}`) };
+  return {
+    requestLock: { type: 'requestLock', ...c, rightAnchor: ip(`10.0.0.${Rof(r) + 1}`), deltas: ZERO_DELTAS },
+    cancelLock: (reason) => ({ type: 'cancelLock', ...c, reason }),
+    syn: { type: 'syn', ...c, leftAnchor: c.requester, rightAnchor: ip(`10.0.0.${Rof(r) + 1}`), session: c.subsession, chain: [], deltas: ZERO_DELTAS },
+    ack: { type: 'ack', ...c },
+    teardown: { type: 'teardown', ...c, fromLeft: true },
+  };
+};
+
 /** Replays one trace; returns the first divergence, or undefined. */
 function replay(steps: Step[]): string | undefined {
   let snaps = Array.from({ length: N }, () => initialTransition(lockMachine)[0]);
+  const anchors = Array.from({ length: N }, () => initialTransition(anchorMachine)[0]);
+  const runAnchor = (i: number, ev: Parameters<typeof transition<typeof anchorMachine>>[2]) => {
+    anchors[i] = transition(anchorMachine, anchors[i]!, ev)[0];
+  };
   const la = Array.from({ length: N }, () => 0); // leftAnchor state before the step (0 OnePath, 1 Requesting, 2 SettingUp, 4 Canceling)
   const laReq = Array.from({ length: N }, () => NONE);
   const raReq = Array.from({ length: N }, () => NONE); // right anchor Requested for this request
@@ -62,7 +81,10 @@ function replay(steps: Step[]): string | undefined {
     const r = s.r;
     switch (s.ev) {
       case 1: // start: the own lock is taken when free
-        if (snaps[i]!.value === 'unlocked') feed(i, { type: 'acquire', ...req(r) });
+        if (snaps[i]!.value === 'unlocked') {
+          feed(i, { type: 'acquire', ...req(r) });
+          runAnchor(i, { type: 'start', reconfigId: r, requester: ip(`10.0.0.${i + 1}`), oldHop: hop(i), newHop: hop(i), wire: wire(i, r) });
+        }
         break;
       case 2: // requestLock from the left
         if (tomb[i]!.has(r)) break;
@@ -84,15 +106,24 @@ function replay(steps: Step[]): string | undefined {
       case 4: // ackLock: the own one only while requesting it (as SessionProtocol routes it)
         if (i === Lof(r) && !(la[i] === 1 && laReq[i] === r)) break;
         feed(i, { type: 'ackLock', ...req(r), forwardLeft: marker });
+        if (i === Lof(r)) runAnchor(i, { type: 'ackLock', deltas: ZERO_DELTAS, syn: wire(i, r).syn });
         break;
       case 5: // nackLock
         if (i === Lof(r) && !(la[i] === 1 && laReq[i] === r)) break;
         feed(i, { type: 'nackLock', ...req(r), forwardLeft: marker });
+        if (i === Lof(r)) runAnchor(i, { type: 'nackLock', reason: 'locked' });
         break;
       case 6: // ackCancel at the requester: its own lock goes (a held request goes on)
-        if (i === Lof(r) && la[i] === 4 && laReq[i] === r) feed(i, { type: 'cancelLock', ...req(r) });
+        if (i === Lof(r) && la[i] === 4 && laReq[i] === r) {
+          feed(i, { type: 'cancelLock', ...req(r) });
+          runAnchor(i, { type: 'ackCancel' });
+        }
         break;
-      case 9: // completion: the new subsessions start unlocked, the old path's relays leave
+      case 7: // nothing else could happen: retransmit, or give up and cancel
+        runAnchor(i, { type: 'timeout', timer: 'requestLock' });
+        break;
+      case 9: // completion (the new path, two paths and teardown are reconfig.pml's): the machine goes through them
+        for (const ev of [{ type: 'synAck' }, { type: 'oldPathDrained' }, { type: 'teardown' }] as const) runAnchor(i, ev);
         feed(i, { type: 'release' });
         for (let j = i + 1; j < Rof(r); j++) snaps[j] = initialTransition(lockMachine)[0];
         if (raReq[Rof(r)] === r) raReq[Rof(r)] = NONE;
@@ -110,6 +141,7 @@ function replay(steps: Step[]): string | undefined {
     if (s.lock !== 0 && c.own !== (s.own === 1)) problems.push(`own ${c.own} vs ${s.own === 1}`);
     const held = c.held?.reconfigId ?? NONE;
     if (held !== s.held) problems.push(`held ${held} vs ${s.held}`);
+    if (anchors[i]!.value !== LA_STATES[s.la]) problems.push(`leftAnchor ${String(anchors[i]!.value)} vs ${LA_STATES[s.la]}`);
     if (problems.length > 0) return `step ${k} (agent ${i}, event ${s.ev}, request ${r}): ${problems.join(', ')}`;
   }
   return undefined;
@@ -118,7 +150,7 @@ function replay(steps: Step[]): string | undefined {
 const skip = spinAvailable() ? false : 'spin is not installed (the bootstrap installs it: npm test as root)';
 const SEEDS = Number(process.env.DYSCO_TRACE_SEEDS ?? 300);
 
-t.test(`${SEEDS} random Spin simulations of locking.pml agree with the TypeScript lock machine at every step`, { skip }, async (t) => {
+t.test(`${SEEDS} random Spin simulations of locking.pml agree with the TypeScript lock and leftAnchor machines at every step`, { skip }, async (t) => {
   let steps = 0;
   let held = 0;
   for (let seed = 1; seed <= SEEDS; seed++) {
