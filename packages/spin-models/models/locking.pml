@@ -29,6 +29,9 @@
  * LTL: `terminates` (every request ends, completed or aborted; under weak
  * fairness), `noOverlap`. Witnesses that must fail: `neverContended`,
  * `neverAborted`, `neverGranted`, `neverCanceled`.
+ * With SELF_REMOVAL=1, request 0 comes from the box it removes: the box
+ * sends rightRequest to its left neighbour (repeated after losses until the
+ * request starts), which then proceeds as left anchor or refuses (busy).
  * Mutants (compile-time): MUTANT_NO_LOCK_CHECK, MUTANT_NO_HOLD,
  * MUTANT_CANCEL_IGNORED, MUTANT_NO_RETRANSMIT.
  */
@@ -48,8 +51,12 @@
 #ifndef CHAN
 #define CHAN 4
 #endif
+/* SELF_REMOVAL=1: request 0 is asked for by the box it removes (agent L[0]+1), with rightRequest */
+#ifndef SELF_REMOVAL
+#define SELF_REMOVAL 0
+#endif
 
-mtype = { requestLock, ackLock, nackLock, cancelLock, ackCancel };
+mtype = { requestLock, ackLock, nackLock, cancelLock, ackCancel, rightRequest };
 
 /* lock */
 #define unlocked 0
@@ -86,6 +93,7 @@ byte outcome[M];
 byte losses = 0;
 byte inflight = 0;       /* control messages sent and not yet received */
 bool contended = false;  /* some request was held: contention happened */
+bool asked = false;      /* the box has sent its rightRequest */
 bool canceled = false;   /* some left anchor gave up and cancelled */
 
 chan fromLeft[N] = [CHAN] of { mtype, byte };
@@ -94,7 +102,7 @@ chan fromRight[N] = [CHAN] of { mtype, byte };
 #define allDone (outcome[0] != pending && (M < 2 || outcome[1] != pending) && (M < 3 || outcome[2] != pending))
 #define quiet (inflight == 0)
 /* agent i has a request it has not issued yet */
-#define canStart(i) ((L[0] == i && !started[0]) || (M > 1 && L[1] == i && !started[1]) || (M > 2 && L[2] == i && !started[2]))
+#define canStart(i) ((L[0] == i && !started[0] && !SELF_REMOVAL) || (M > 1 && L[1] == i && !started[1]) || (M > 2 && L[2] == i && !started[2]))
 #define overlap(a, b) (L[a] < R[b] && L[b] < R[a])
 
 /*
@@ -188,6 +196,10 @@ end:
      :: else -> skip
      fi }
 
+  /* a box asks its left neighbour to take it out of the chain */
+  :: atomic { SELF_REMOVAL && i == L[0] + 1 && !asked -> asked = true; toLeftOf(i, rightRequest, 0) }
+  :: atomic { SELF_REMOVAL && timeout && i == L[0] + 1 && asked && !started[0] -> toLeftOf(i, rightRequest, 0) }
+
   /* from the left: requestLock, cancelLock */
   :: atomic { fromLeft[i]?t, r -> inflight--;
      if
@@ -266,9 +278,20 @@ end:
         :: else -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false
         fi
      :: t == ackCancel && i != L[r] -> toLeftOf(i, ackCancel, r)
+     /* the left anchor acts on a box's request, as on its own (once; busy: refused) */
+     :: t == rightRequest && i == L[r] && !started[r] ->
+        started[r] = true;
+        if
+        :: la[i] == OnePath && lock[i] == unlocked ->
+           lock[i] = lockPending; lockOwn[i] = true; lockReq[i] = r;
+           la[i] = Requesting; laReq[i] = r; tries[i] = 0;
+           toRightOf(i, requestLock, r)
+        :: else -> outcome[r] = aborted
+        fi;
+        STEP(1, r)
      :: else -> skip   /* stale or duplicate */
      fi;
-     STEP((t == ackLock -> 4 : (t == nackLock -> 5 : 6)), r) }
+     if :: t != rightRequest -> STEP((t == ackLock -> 4 : (t == nackLock -> 5 : 6)), r) :: else fi }
 
   /* granted: the reconfiguration runs its course (reconfig.pml) and completes */
   :: atomic { la[i] == SettingUp -> r = laReq[i]; complete(i, r); STEP(9, r) }
@@ -335,3 +358,4 @@ ltl neverContended { [] !contended }
 ltl neverAborted { [] (outcome[0] != aborted && outcome[1] != aborted) }
 ltl neverGranted { [] !(granted[0] || granted[1]) }
 ltl neverCanceled { [] !canceled }
+ltl neverGranted0 { [] !granted[0] }   /* with SELF_REMOVAL: the box's own removal is granted somewhere */
