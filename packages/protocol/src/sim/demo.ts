@@ -124,4 +124,9 @@ function usage(msg: string): number {
   return 2;
 }
 
+// a reader that stops early (`| head`) is not an error
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 process.exitCode = main();
