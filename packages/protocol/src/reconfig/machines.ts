@@ -210,6 +210,28 @@ interface RetryContext {
 
 type Build = (a: { context: any; event: any }) => { to: Address; message: import('../messages.js').ControlMessage } | undefined;
 
+/** Send the outstanding message of `timer` and arm the timer with its current timeout. */
+function sendOutstanding(timer: TimerName): Acts {
+  return [
+    emit(({ context }) => {
+      const o = (context as RetryContext).outstanding[timer];
+      return o && { type: 'send', to: o.to, message: o.message };
+    }),
+    emit(({ context }) => {
+      const o = (context as RetryContext).outstanding[timer];
+      return o && { type: 'armTimer', timer, delay: o.rto };
+    }),
+  ];
+}
+
+/** Drop the outstanding message of `timer`. */
+function forget(timer: TimerName): Acts[number] {
+  return assign(({ context }: { context: any }) => {
+    const { [timer]: _gone, ...rest } = (context as RetryContext).outstanding;
+    return { outstanding: rest };
+  });
+}
+
 /** Send a message and arm its retransmission timer. */
 // Helpers build generic action lists; xstate's per-event typing cannot follow them, hence `any`.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -223,14 +245,7 @@ function transmit(timer: TimerName, build: Build): Acts {
       const o: Outstanding = { to: b.to, message: b.message, tries: 0, rto: (context as RetryContext).retry.rto };
       return { outstanding: { ...(context as RetryContext).outstanding, [timer]: o } };
     }),
-    emit(({ context }) => {
-      const o = (context as RetryContext).outstanding[timer];
-      return o && { type: 'send', to: o.to, message: o.message };
-    }),
-    emit(({ context }) => {
-      const o = (context as RetryContext).outstanding[timer];
-      return o && { type: 'armTimer', timer, delay: o.rto };
-    }),
+    ...sendOutstanding(timer),
   ];
 }
 
@@ -243,14 +258,7 @@ function retransmit(timer: TimerName): Acts {
       if (!o) return {};
       return { outstanding: { ...c.outstanding, [timer]: { ...o, tries: o.tries + 1, rto: Math.min(o.rto * 2, c.retry.maxRto) } } };
     }),
-    emit(({ context }) => {
-      const o = (context as RetryContext).outstanding[timer];
-      return o && { type: 'send', to: o.to, message: o.message };
-    }),
-    emit(({ context }) => {
-      const o = (context as RetryContext).outstanding[timer];
-      return o && { type: 'armTimer', timer, delay: o.rto };
-    }),
+    ...sendOutstanding(timer),
   ];
 }
 
@@ -258,21 +266,13 @@ function retransmit(timer: TimerName): Acts {
 function settle(timer: TimerName): Acts {
   return [
     emit(({ context }) => ((context as RetryContext).outstanding[timer] ? { type: 'cancelTimer', timer } : undefined)),
-    assign(({ context }: { context: any }) => {
-      const { [timer]: _gone, ...rest } = (context as RetryContext).outstanding;
-      return { outstanding: rest };
-    }),
+    forget(timer),
   ];
 }
 
 /** The timer fired and no retry is left: forget the message (there is no timer to cancel). */
 function expire(timer: TimerName): Acts {
-  return [
-    assign(({ context }: { context: any }) => {
-      const { [timer]: _gone, ...rest } = (context as RetryContext).outstanding;
-      return { outstanding: rest };
-    }),
-  ];
+  return [forget(timer)];
 }
 
 function settleAll(): Acts {
