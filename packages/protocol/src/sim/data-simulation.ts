@@ -7,6 +7,7 @@ import { anchorEgressKey, applyPathAction, isPathAction } from '../reconfig/data
 import type { ProtocolAction } from '../reconfig/types.js';
 import { type DataPlaneEvent, PortAllocator, Rewriter } from '../rewriter.js';
 import { type FiveTuple, formatTuple, reverseTuple, tupleEquals } from '../tuple.js';
+import { seqAdd, seqGt } from '../seq.js';
 import { KeyRing, ReplayCounter, ReplayWindow } from '../wire/auth.js';
 import { decodeControl, encodeControl } from '../wire/control.js';
 import { Rng } from './rng.js';
@@ -211,9 +212,47 @@ export class DataSimulation extends Simulation {
         this.sample();
       } else {
         // the middlebox application: forward what it receives
+        this.watchBox(agent, out);
         this.egress(agent, out);
       }
     }
+  }
+
+  /**
+   * A box that has carried the session since its SYN must never see an ack
+   * for data it did not carry (a TCP-terminating box would reset the
+   * connection): acks in one direction stay at or below the end of the data
+   * it forwarded in the other. Boxes that joined later start mid-stream and
+   * are not held to it.
+   */
+  private readonly boxHigh = new Map<SimAgent, [number | undefined, number | undefined]>();
+  private readonly ackReported = new Set<SimAgent>();
+
+  private watchBox(agent: SimAgent, pkt: Uint8Array): void {
+    const p = parsePacket(pkt);
+    if (p.kind !== 'tcp') return;
+    const dir = tupleEquals(p.tuple, this.session) ? 0 : 1;
+    const syn = (p.flags & TCP_SYN) !== 0;
+    if (syn && !(p.flags & TCP_ACK) && !this.boxHigh.has(agent) && this.initialChain.includes(agent)) this.boxHigh.set(agent, [undefined, undefined]);
+    const high = this.boxHigh.get(agent);
+    if (!high) return;
+    const len = p.payload.length + (syn ? 1 : 0) + (p.flags & TCP_FIN ? 1 : 0);
+    if (len > 0) {
+      const end = seqAdd(p.seq, len);
+      const h = high[dir];
+      high[dir] = h === undefined || seqGt(end, h) ? end : h;
+    }
+    const other = high[1 - dir];
+    if (p.flags & TCP_ACK && other !== undefined && seqGt(p.ack, other) && !this.ackReported.has(agent)) {
+      this.ackReported.add(agent);
+      this.violations.push(`${agent.name} forwarded ack ${p.ack} beyond the data it carried (${other})`);
+    }
+  }
+
+  /** A box that leaves the path stops carrying the session; if it comes back it joins mid-stream. */
+  protected override execute(agent: SimAgent, actions: ProtocolAction[]): void {
+    if (actions.some((a) => a.type === 'removeRelay')) this.boxHigh.delete(agent);
+    super.execute(agent, actions);
   }
 
   private sample(): void {
