@@ -16,7 +16,10 @@
  * path, an ack goes on the old path while it is at or below the lowest
  * sequence number received on the new path (m), the old path carries at
  * most min(ack, m), and a segment whose data and ack belong to different
- * paths is split. Up to LOSSES control
+ * paths is split. The old path's box may change the byte stream (DELTA:
+ * A's sequence numbers arrive DELTA lower at B): requestLock collects the
+ * delta, ackLock returns it, and the left anchor applies it on the new
+ * path (with RECONFIGS=1). Up to LOSSES control
  * messages may be lost; senders retransmit when nothing else can happen
  * (timeout); Y_DOWN makes the new path's box drop everything (new-path
  * failure: the reconfiguration aborts, the old path stays).
@@ -24,9 +27,7 @@
  * What it abstracts away. Data segments are not lost (the public model's
  * assumption; retransmission below the cutoff is in the TypeScript
  * simulator); one reconfiguration at a time (contention is in
- * locking.pml); sequence numbers do not wrap; no FIN or RST; boxes that
- * change the size of the byte stream (sequence deltas) are not modelled
- * yet (the TypeScript rewriter's tests cover the arithmetic).
+ * locking.pml); sequence numbers do not wrap; no FIN or RST.
  *
  * Checks (see the manifest): assertions -- an endpoint never receives an
  * ack beyond what it sent; the box of the session's first path never
@@ -36,7 +37,8 @@
  * on the expected path. Valid end states. LTL: `terminates` (every
  * reconfiguration completes or aborts and both streams are delivered).
  * Witnesses that must fail: `neverTwoPaths` (cutover), `neverAborted`.
- * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED.
+ * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED,
+ * MUTANT_NO_DELTA.
  */
 
 #ifndef K
@@ -56,6 +58,10 @@
 #endif
 #ifndef RETRIES
 #define RETRIES 1
+#endif
+/* the old path's box changes the byte stream: A's sequence numbers arrive DELTA lower at B */
+#ifndef DELTA
+#define DELTA 0
 #endif
 
 mtype = { seg, requestLock, ackLock, cancelLock, ackCancel, syn, synAck, ack, teardown };
@@ -89,6 +95,7 @@ byte cutA, cutB;             /* cutoffs, in the sender's own sequence space */
 byte mA, mB;                 /* lowest sequence number received on the new path (NONE: nothing yet) */
 byte ackHighA, ackHighB;     /* highest ack received from the peer, own space */
 bool drainedA, drainedB, peerDrainedA, peerDrainedB;
+byte deltaA = 0;             /* the old path's delta, learned from ackLock */
 byte sndA, sndB;             /* highest sequence number each endpoint has sent (snd_max - 1) */
 byte rcvA, rcvB;             /* bytes delivered in order */
 byte fwdData[4];             /* per relay and direction: highest data sequence number forwarded */
@@ -111,12 +118,13 @@ inline lose_or(lch, lt, lx, ly) {
 }
 
 /* ---- end hosts: send K bytes, ack every segment, deliver in order ---- */
-proctype Tcp(chan out; chan in; bool isA) {
+proctype Tcp(chan out; chan in; bool isA; byte sbase) {
   byte s, a, next = 1, buf = 0;
   byte sent = 0;
   do
   :: sent < K -> sent++;
-     atomic { if :: isA -> sndA = sent :: else -> sndB = sent fi; out!sent, next }
+     /* sequence numbers start at sbase + 1 (A's are shifted by DELTA, which the box removes) */
+     atomic { if :: isA -> sndA = sbase + sent :: else -> sndB = sbase + sent fi; out!sbase + sent, next }
   :: in?s, a ->
      atomic {
        /* never an ack for bytes we did not send */
@@ -156,7 +164,7 @@ end:
        if
        :: t == seg && a > 0 -> fwdData[2 * p] = (a > fwdData[2 * p] -> a : fwdData[2 * p])
        :: t == seg && a == 0 -> skip
-       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true
+       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true; b = b + DELTA   /* its delta joins the request */
        :: t == cancelLock && (p == 0 && X_BOX) ->
 #ifndef MUTANT_CANCEL_IGNORED
           lockX[p] = false
@@ -166,7 +174,10 @@ end:
        :: t == teardown -> lockX[p] = false   /* leaving the session: its locked subsession is gone */
        :: else
        fi;
-       toB[p]!t, a, b
+       if
+       :: t == seg && a > 0 && p == 0 && X_BOX -> toB[p]!t, a - DELTA, b
+       :: else -> toB[p]!t, a, b
+       fi
      }
   :: net[2 * p + 1]?t, a, b ->
      atomic {
@@ -180,17 +191,28 @@ end:
        /* the box of the session's first path never sees an ack beyond the data it carried
           (checked during the first reconfiguration: a box that joins later starts mid-stream) */
        if
-       :: t == seg && p == 0 && X_BOX && reconfigs <= 1 -> assert(b <= fwdData[2 * p] + 1)
+       :: t == seg && p == 0 && X_BOX && reconfigs <= 1 -> assert(b + DELTA <= fwdData[2 * p] + 1)
        :: else
        fi;
-       toA[p]!t, a, b
+       if
+       :: t == seg && p == 0 && X_BOX && b > 0 -> toA[p]!t, a, b + DELTA
+       :: else -> toA[p]!t, a, b
+       fi
      }
   od
 }
 
 /* ---- agent A: left anchor ---- */
 inline sendA(sp, ss, sa) {
+  /* on the new path the left anchor applies the segment's delta itself */
+#ifndef MUTANT_NO_DELTA
+  if
+  :: sp == 1 && ss > 0 -> net[2 * sp]!seg, ss - deltaA, sa   /* path 1 has no delta box (DELTA goes with RECONFIGS=1) */
+  :: else -> net[2 * sp]!seg, ss, sa
+  fi
+#else
   net[2 * sp]!seg, ss, sa
+#endif
 }
 
 inline egressA(s, a) {
@@ -265,7 +287,8 @@ end:
        if :: toA[0]?t, s, a -> p = 0 :: toA[1]?t, s, a -> p = 1 fi;
        if
        :: t == seg ->
-          /* new-path data must be at or above B's cutoff */
+          /* acks on the new path are in B's numbering: back into A's */
+          if :: p == 1 && a > 0 -> a = a + deltaA :: else fi;
           /* m is tracked from the moment the new path can deliver, before two paths begin */
           if :: (la == SettingUp || la == TwoPaths) && p == (1 - curA) && s > 0 -> mA = (mA == NONE || s < mA -> s : mA) :: else fi;
           if :: p == (1 - curA) && s > 0 && ra == TwoPaths -> assert(s >= cutB) :: else fi;
@@ -284,7 +307,7 @@ end:
 #endif
           :: else
           fi
-       :: t == ackLock && la == Requesting -> la = SettingUp; triesA = 0;
+       :: t == ackLock && la == Requesting -> deltaA = a; la = SettingUp; triesA = 0;
           lose_or(net[2 * (1 - curA)], syn, reconfigs, 0)
        :: t == synAck && la == SettingUp ->
           la = TwoPaths; cutover = true;
@@ -338,7 +361,7 @@ end:
        if
        :: t == seg ->
           if :: (ra == Waiting || ra == TwoPaths) && p != curB && s > 0 -> mB = (mB == NONE || s < mB -> s : mB) :: else fi;
-          if :: p != curB && s > 0 && la == TwoPaths -> assert(s >= cutA) :: else fi;
+          if :: p != curB && s > 0 && la == TwoPaths -> assert(s + deltaA >= cutA) :: else fi;
           if :: a > ackHighB -> ackHighB = a :: else fi;
           tcpInB!s, a;
           if
@@ -387,9 +410,11 @@ init {
   atomic {
     lockX[0] = false; lockX[1] = false;
     mA = NONE; mB = NONE; ackHighA = 0; ackHighB = 0;
-    fwdData[0] = 0; fwdData[1] = 0; fwdData[2] = 0; fwdData[3] = 0;
-    run Tcp(tcpOutA, tcpInA, true);
-    run Tcp(tcpOutB, tcpInB, false);
+    /* what the box saw of A's stream before any byte: its initial sequence number (the SYN) */
+    fwdData[0] = DELTA; fwdData[1] = 0; fwdData[2] = DELTA; fwdData[3] = 0;
+    sndA = DELTA; sndB = 0;
+    run Tcp(tcpOutA, tcpInA, true, DELTA);
+    run Tcp(tcpOutB, tcpInB, false, 0);
     run AgentA();
     run AgentB();
     run Relay(0);
