@@ -8,6 +8,8 @@ import { loadManifest, runCheck, spinAvailable } from '../dist/runner.js';
 // the rest pass exhaustively with their pinned state counts).
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// the checks take a few minutes on two cores, more while the rest of the suite runs beside them
+t.setTimeout(20 * 60_000);
 
 const skip = spinAvailable() ? false : 'spin and gcc are not installed (the bootstrap installs them: npm test as root)';
 
