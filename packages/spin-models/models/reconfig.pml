@@ -37,6 +37,8 @@
  * on the expected path. Valid end states. LTL: `terminates` (every
  * reconfiguration completes or aborts and both streams are delivered).
  * Witnesses that must fail: `neverTwoPaths` (cutover), `neverAborted`.
+ * Non-progress cycles (pan -l): delivering a byte is progress; a cycle that
+ * delivers nothing forever is a livelock.
  * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED,
  * MUTANT_NO_DELTA.
  */
@@ -133,7 +135,9 @@ proctype Tcp(chan out; chan in; bool isA; byte sbase) {
        :: s > 0 ->
           assert(s <= K);
           if
-          :: s == next -> next++;
+          :: s == next ->
+progressDelivered:
+             next++;
              do
              :: (buf & (1 << next)) -> buf = buf & ~(1 << next); next++
              :: else -> break
