@@ -359,11 +359,16 @@ function anchorAtRest(retry: RetryPolicy) {
   };
 }
 
-const completeLeft: Acts = [
-  ...settleAll(),
-  emit(({ context }) => ({ type: 'completeTwoPaths', side: 'right', oldHop: context.oldHop, newHop: context.newHop })),
-  outcome('completed'),
-];
+/** Both sides drained: the new path becomes the only one (side: where it attaches at this anchor). */
+function completeOn(side: 'left' | 'right'): Acts {
+  return [
+    ...settleAll(),
+    emit(({ context }) => ({ type: 'completeTwoPaths', side, oldHop: context.oldHop, newHop: context.newHop })),
+    outcome('completed'),
+  ];
+}
+
+const completeLeft = completeOn('right');
 
 export function leftAnchorMachine(retry: RetryPolicy) {
   return setup({
@@ -531,11 +536,7 @@ export type RightAnchorEvent =
   | { type: 'oldPathDrained' }
   | { type: 'timeout'; timer: TimerName };
 
-const completeRight: Acts = [
-  ...settleAll(),
-  emit(({ context }) => ({ type: 'completeTwoPaths', side: 'left', oldHop: context.oldHop, newHop: context.newHop })),
-  outcome('completed'),
-];
+const completeRight = completeOn('left');
 
 export function rightAnchorMachine(retry: RetryPolicy) {
   return setup({

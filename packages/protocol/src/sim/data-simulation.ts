@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Address, addressEquals, formatAddress } from '../address.js';
 import type { ControlMessage } from '../messages.js';
-import { TCP_ACK, TCP_FIN, TCP_SYN, buildTcpPacket, parsePacket, type TcpOption } from '../packet.js';
+import { TCP_ACK, TCP_FIN, TCP_SYN, buildTcpPacket, parsePacket, type TcpOption, type TcpPacket } from '../packet.js';
 import { SessionProtocol } from '../reconfig/session-protocol.js';
 import { anchorEgressKey, applyPathAction, isPathAction } from '../reconfig/dataplane.js';
 import type { ProtocolAction } from '../reconfig/types.js';
@@ -165,16 +165,26 @@ export class DataSimulation extends Simulation {
     });
   }
 
-  private egress(agent: SimAgent, pkt: Uint8Array): void {
-    const r = this.dp(agent).rewriter.egress(pkt);
+  /** An agent's data plane handles a packet: its events go to the agent, drops are counted, TCP outputs come back. */
+  private rewrite(agent: SimAgent, dir: 'egress' | 'ingress', pkt: Uint8Array): { verdict: 'pass' | 'rewrite'; outputs: [Uint8Array, TcpPacket][] } | undefined {
+    const r = this.dp(agent).rewriter[dir](pkt);
     this.onEvents(agent, r.events);
     if (r.verdict === 'drop') {
       this.bump(`drop:${r.reason}`);
-      return;
+      return undefined;
     }
+    const outputs: [Uint8Array, TcpPacket][] = [];
     for (const out of r.packets) {
       const p = parsePacket(out);
-      if (p.kind !== 'tcp') continue;
+      if (p.kind === 'tcp') outputs.push([out, p]);
+    }
+    return { verdict: r.verdict, outputs };
+  }
+
+  private egress(agent: SimAgent, pkt: Uint8Array): void {
+    const r = this.rewrite(agent, 'egress', pkt);
+    if (!r) return;
+    for (const [out, p] of r.outputs) {
       if (r.verdict === 'pass' && agent !== this.client && agent !== this.server) this.bump('strayAtBox');
       if (r.verdict === 'pass' && (agent === this.client || agent === this.server)) {
         this.violations.push(`${agent.name} sent a session packet unsteered (${formatTuple(p.tuple)})`);
@@ -185,15 +195,9 @@ export class DataSimulation extends Simulation {
 
   protected override deliverPacket(to: Address, bytes: Uint8Array): void {
     const agent = this.agentAt(to);
-    const r = this.dp(agent).rewriter.ingress(bytes);
-    this.onEvents(agent, r.events);
-    if (r.verdict === 'drop') {
-      this.bump(`drop:${r.reason}`);
-      return;
-    }
-    for (const out of r.packets) {
-      const p = parsePacket(out);
-      if (p.kind !== 'tcp') continue;
+    const r = this.rewrite(agent, 'ingress', bytes);
+    if (!r) return;
+    for (const [out, p] of r.outputs) {
       const host = agent === this.client || agent === this.server;
       if (r.verdict === 'pass') {
         // nothing maps this subsession here (any more): a straggler of a path that is gone
