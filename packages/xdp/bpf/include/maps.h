@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The maps of the data plane; names and sizes as docs/session-table.md. */
+#ifndef DYSCO_MAPS_H
+#define DYSCO_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "layout.h"
+
+#ifndef DYSCO_MAX_SESSIONS
+#define DYSCO_MAX_SESSIONS (1 << 20)
+#endif
+
+/* Maps are pinned by name so a restarted agent finds its sessions again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 2 * DYSCO_MAX_SESSIONS);
+	__type(key, struct dysco_tuple);
+	__type(value, struct dysco_egress);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_egress SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 3 * DYSCO_MAX_SESSIONS);
+	__type(key, struct dysco_tuple);
+	__type(value, struct dysco_ingress);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_ingress SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct dysco_tuple);
+	__type(value, struct dysco_pending);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct dysco_tuple);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_nattag SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct dysco_tuple);
+	__type(value, struct dysco_syn_payload);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_synpayload SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct dysco_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_events SEC(".maps");
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&dysco_counters, &c);
+	if (v)
+		*v += 1;
+}
+
+#endif

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rewriting the scratch copy of the headers (rule 1 and the two-path edits
+ * of rule 2, docs/session-table.md sections 4.2 and 4.3), and writing it
+ * back with the checksums updated by the difference of the two copies.
+ */
+#ifndef DYSCO_REWRITE_H
+#define DYSCO_REWRITE_H
+
+#include "packet.h"
+
+static __always_inline int seq_lt(__u32 a, __u32 b) { return (__s32)(a - b) < 0; }
+static __always_inline int seq_leq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
+static __always_inline int seq_gt(__u32 a, __u32 b) { return (__s32)(a - b) > 0; }
+static __always_inline int seq_geq(__u32 a, __u32 b) { return (__s32)(a - b) >= 0; }
+static __always_inline __u32 seq_min(__u32 a, __u32 b) { return seq_lt(a, b) ? a : b; }
+static __always_inline __u32 seq_max(__u32 a, __u32 b) { return seq_gt(a, b) ? a : b; }
+
+static __always_inline __u32 pkt_seq(struct dysco_pkt *p) { return RD32(p->tcp, 4); }
+static __always_inline __u32 pkt_ack(struct dysco_pkt *p) { return RD32(p->tcp, 8); }
+
+/* Rule 1: addresses and ports onto the path's tuple, deltas, window rescaling. */
+static __always_inline void apply_path(struct dysco_pkt *p, const struct dysco_path *rw)
+{
+	__u8 flags = p->tcp[13];
+	int has_ack = (flags & TCP_ACK) != 0;
+	if (p->family == 4) {
+		__builtin_memcpy(&p->ip[12], rw->tuple.src, 4);
+		__builtin_memcpy(&p->ip[16], rw->tuple.dst, 4);
+	} else {
+		__builtin_memcpy(&p->ip[8], rw->tuple.src, 16);
+		__builtin_memcpy(&p->ip[24], rw->tuple.dst, 16);
+	}
+	__builtin_memcpy(&p->tcp[0], &rw->tuple.sport, 2);
+	__builtin_memcpy(&p->tcp[2], &rw->tuple.dport, 2);
+	__u32 seq_delta = rw->seq_delta;
+	__u32 ack_delta = has_ack ? rw->ack_delta : 0;
+	__u32 tsval_delta = rw->tsval_delta;
+	__u32 tsecr_delta = has_ack ? rw->tsecr_delta : 0;
+	if (seq_delta) {
+		__u32 v = RD32(p->tcp, 4) + seq_delta;
+		WR32(p->tcp, 4, v);
+	}
+	if (ack_delta) {
+		__u32 v = RD32(p->tcp, 8) + ack_delta;
+		WR32(p->tcp, 8, v);
+		for (int k = 0; k < MAX_OPT_RECORDS; k++) {
+			if (k >= p->nsack)
+				break;
+			__u32 off = p->sack_off[k];
+			__u32 nb = ((__u32)p->sack_len[k] - 2) >> 3;
+			for (int j = 0; j < 4; j++) {
+				if (j >= nb)
+					break;
+				__u32 at = (off + 2 + 8 * j) & 63;
+				if (at > 56)
+					break;
+				__u32 l = RD32(p->tcp, at) + ack_delta;
+				WR32(p->tcp, at, l);
+				__u32 at2 = (at + 4) & 63;
+				if (at2 > 56)
+					break;
+				__u32 r = RD32(p->tcp, at2) + ack_delta;
+				WR32(p->tcp, at2, r);
+			}
+		}
+	}
+	if (tsval_delta || tsecr_delta) {
+		for (int k = 0; k < MAX_OPT_RECORDS; k++) {
+			if (k >= p->nts)
+				break;
+			__u32 at = (p->ts_off[k] + 2) & 63;
+			if (at > 52)
+				break;
+			__u32 tsval = RD32(p->tcp, at) + tsval_delta;
+			__u32 tsecr = RD32(p->tcp, at + 4) + tsecr_delta;
+			WR32(p->tcp, at, tsval);
+			WR32(p->tcp, at + 4, tsecr);
+		}
+	}
+	if (rw->ws_from != rw->ws_to && !(flags & TCP_SYN)) {
+		__u64 w = RD16(p->tcp, 14);
+		w = (w << (rw->ws_from & 15)) >> (rw->ws_to & 15);
+		if (w > 0xffff)
+			w = 0xffff;
+		WR16(p->tcp, 14, (__u32)w);
+	}
+}
+
+/*
+ * Two-path SACK rules before the deltas: on the old path blocks end at most
+ * at m and empty ones go; on the new path blocks ending at or below m go.
+ * Kept blocks move to the front, the freed bytes become NOPs.
+ */
+static __always_inline void filter_sack(struct dysco_pkt *p, int new_path, __u32 m)
+{
+	if (!(p->tcp[13] & TCP_ACK))
+		return;
+	for (int k = 0; k < MAX_OPT_RECORDS; k++) {
+		if (k >= p->nsack)
+			break;
+		__u32 off = p->sack_off[k] & 63;
+		__u32 len = p->sack_len[k];
+		__u32 nb = (len - 2) >> 3;
+		__u32 kl[4] = {}, kr[4] = {};
+		__u32 kept = 0;
+		for (int j = 0; j < 4; j++) {
+			if (j >= nb)
+				break;
+			__u32 at = (off + 2 + 8 * j) & 63;
+			if (at > 56)
+				break;
+			__u32 l = RD32(p->tcp, at);
+			__u32 r = RD32(p->tcp, (at + 4) & 63);
+			if (!new_path) {
+				r = seq_min(r, m);
+				if (!seq_lt(l, r))
+					continue;
+			} else if (!seq_gt(r, m)) {
+				continue;
+			}
+			kl[kept & 3] = l;
+			kr[kept & 3] = r;
+			kept++;
+		}
+		for (int b = 0; b < 34; b++) {
+			if (b >= len)
+				break;
+			p->tcp[(off + b) & 63] = 1;
+		}
+		if (kept > 0) {
+			p->tcp[off] = 5;
+			p->tcp[(off + 1) & 63] = 2 + 8 * kept;
+			for (int j = 0; j < 4; j++) {
+				if (j >= kept)
+					break;
+				__u32 at = (off + 2 + 8 * j) & 63;
+				if (at > 56)
+					break;
+				WR32(p->tcp, at, kl[j & 3]);
+				WR32(p->tcp, (at + 4) & 63, kr[j & 3]);
+			}
+		}
+	}
+}
+
+/*
+ * Writes the edited headers back and updates the checksums by the
+ * difference of the copies. XDP: the fields are computed here. TC: the
+ * kernel's helpers fold the differences in, which keeps CHECKSUM_PARTIAL
+ * (only pseudo-header changes reach the field), COMPLETE (skb->csum follows)
+ * and NONE right. Trims link padding so the frame ends with the datagram.
+ */
+static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+{
+	__u32 ip_diff = 0, pseudo_diff, tcp_diff;
+	if (p->family == 4) {
+		ip_diff = csum_diff_words(p->ip0, p->ip, 0, 10, 5, 10);
+		pseudo_diff = csum_diff_words(p->ip0, p->ip, 6, 10, 99, 10);
+	} else {
+		pseudo_diff = csum_diff_words(p->ip0, p->ip, 4, 20, 99, 20);
+	}
+	tcp_diff = csum_diff_words(p->tcp0, p->tcp, 0, p->thl / 2, 8, 30);
+	if (kind == CTX_XDP) {
+		if (p->family == 4 && ip_diff) {
+			__u16 c = csum_apply(RD16(p->ip, 10), ip_diff);
+			WR16(p->ip, 10, c);
+		}
+		if (tcp_diff || pseudo_diff) {
+			__u16 c = csum_apply(RD16(p->tcp, 16), csum_add16(tcp_diff, pseudo_diff));
+			WR16(p->tcp, 16, c);
+		}
+	}
+	__u32 iplen = p->family == 4 ? 20 : 40;
+	if (ctx_store(ctx, kind, p->l3, p->ip, iplen) < 0)
+		return -1;
+	__u32 thl = p->thl;
+	if (thl < 20 || thl > 60)
+		return -1;
+	if (ctx_store(ctx, kind, p->l4, p->tcp, thl) < 0)
+		return -1;
+	if (kind == CTX_TC) {
+		if (p->family == 4 && ip_diff && bpf_l3_csum_replace(ctx, p->l3 + 10, 0, ip_diff, 0) < 0)
+			return -1;
+		if (tcp_diff && bpf_l4_csum_replace(ctx, p->l4 + 16, 0, tcp_diff, 0) < 0)
+			return -1;
+		if (pseudo_diff && bpf_l4_csum_replace(ctx, p->l4 + 16, 0, pseudo_diff, BPF_F_PSEUDO_HDR) < 0)
+			return -1;
+	}
+	__u32 want = p->l3 + p->ip_len;
+	if (p->frame_len > want) {
+		if (kind == CTX_XDP) {
+			if (bpf_xdp_adjust_tail(ctx, (int)want - (int)p->frame_len) < 0)
+				return -1;
+		} else if (bpf_skb_change_tail(ctx, want, 0) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+#endif
