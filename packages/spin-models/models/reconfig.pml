@@ -22,7 +22,10 @@
  * path (with RECONFIGS=1). Up to LOSSES control
  * messages may be lost; senders retransmit when nothing else can happen
  * (timeout); Y_DOWN makes the new path's box drop everything (new-path
- * failure: the reconfiguration aborts, the old path stays).
+ * failure: the reconfiguration aborts, the old path stays). An anchor that
+ * abandons a new path it prepared (left anchor cancelling from SettingUp,
+ * right anchor cancelled in Waiting) sends a teardown along it, marked so
+ * that nobody answers it, as SessionProtocol does.
  *
  * What it abstracts away. Data segments are not lost (the public model's
  * assumption; retransmission below the cutoff is in the TypeScript
@@ -41,6 +44,13 @@
  * delivers nothing forever is a livelock.
  * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED,
  * MUTANT_NO_DELTA.
+ *
+ * Model and implementation in step: with -DTRACE (see below) random
+ * simulations print both anchors' steps; test/reconfig-replay.test.ts
+ * replays them against SessionProtocol and compares states, messages, path
+ * actions and timers at every step. DIVERGE_RIGHT (a right anchor that skips
+ * its own teardown when its peer's came first) exists only to show that the
+ * replay catches a model that differs from the machine.
  */
 
 #ifndef K
@@ -112,10 +122,38 @@ byte triesA = 0, triesB = 0;
 /* every reconfiguration finished at both anchors, both streams delivered */
 #define allDone (finished == RECONFIGS && la == OnePath && ra == OnePath && streamsDone)
 
-inline lose_or(lch, lt, lx, ly) {
+/*
+ * With -DTRACE (random simulations only; the checks never define it) every
+ * step of an anchor prints what it received and both anchors' state after it
+ * ("@@@ agent kind mtype path s a drained | la ra lockA drainedA peerDrainedA
+ * triesA curA deltaA drainedB peerDrainedB triesB curB reconfigs"), and every
+ * control message it sends, lost or not ("@@@S agent mtype path x y").
+ * Kinds: 1 start, 2 a message (a data segment only when it drained the old
+ * path), 3 a retransmission timer (mtype: the message it repeats).
+ * test/trace-replay.test.ts replays them against the TypeScript
+ * SessionProtocol (its leftAnchor and rightAnchor machines).
+ */
+#ifdef TRACE
+byte drainEv = 0;
+#define STEP(ag, kind, mt, pp, ss, aa) \
+  printf("@@@ %d %d %e %d %d %d %d | %d %d %d %d %d %d %d %d %d %d %d %d %d\n", ag, kind, mt, pp, ss, aa, drainEv, \
+         la, ra, lockA, drainedA, peerDrainedA, triesA, curA, deltaA, drainedB, peerDrainedB, triesB, curB, reconfigs); \
+  drainEv = 0
+#define STEP_MSG(ag, mt, pp, ss, aa) if :: mt != seg || drainEv -> STEP(ag, 2, mt, pp, ss, aa) :: else fi
+#else
+/* nothing at all, so that the checks' state spaces do not depend on the tracing */
+#define STEP(ag, kind, mt, pp, ss, aa)
+#define STEP_MSG(ag, mt, pp, ss, aa)
+#endif
+
+/* control message lt (lx, ly) from anchor d (0: A, towards B; 1: B, towards A) on path pp, or its loss */
+inline lose_or(d, pp, lt, lx, ly) {
+#ifdef TRACE
+  printf("@@@S %d %e %d %d %d\n", d, lt, pp, lx, ly);
+#endif
   if
   :: losses < LOSSES -> losses++
-  :: lch!lt, lx, ly
+  :: net[2 * (pp) + (d)]!lt, lx, ly
   fi
 }
 
@@ -283,7 +321,8 @@ end:
   /* start a reconfiguration: lock the old path */
   :: atomic { la == OnePath && ra == OnePath && curA == curB && reconfigs < RECONFIGS && reconfigs == finished ->
        reconfigs++; lockA = true; la = Requesting; triesA = 0;
-       lose_or(net[2 * curA], requestLock, reconfigs, 0) }
+       lose_or(0, curA, requestLock, reconfigs, 0);
+       STEP(0, 1, requestLock, curA, reconfigs, 0) }
   /* the endpoint's segments */
   :: atomic { tcpOutA?s, a -> egressA(s, a) }
   /* from the network, on either path */
@@ -303,7 +342,10 @@ end:
           if
           :: la == TwoPaths && !drainedA && ackHighA >= cutA ->
              drainedA = true;
-             lose_or(net[2 * curA], teardown, reconfigs, 0);
+#ifdef TRACE
+             drainEv = 1;
+#endif
+             lose_or(0, curA, teardown, reconfigs, 0);
 #ifndef MUTANT_EARLY_TEARDOWN
              if :: peerDrainedA -> completeA() :: else fi
 #else
@@ -312,38 +354,47 @@ end:
           :: else
           fi
        :: t == ackLock && la == Requesting -> deltaA = a; la = SettingUp; triesA = 0;
-          lose_or(net[2 * (1 - curA)], syn, reconfigs, 0)
+          lose_or(0, 1 - curA, syn, reconfigs, 0)
        :: t == synAck && la == SettingUp ->
           la = TwoPaths; cutover = true;
           cutA = sndA + 1;
-          lose_or(net[2 * (1 - curA)], ack, reconfigs, 0);
+          lose_or(0, 1 - curA, ack, reconfigs, 0);
           /* an idle old path is drained at once */
           if
-          :: ackHighA >= cutA -> drainedA = true; lose_or(net[2 * curA], teardown, reconfigs, 0);
+          :: ackHighA >= cutA -> drainedA = true;
+#ifdef TRACE
+             drainEv = 1;
+#endif
+             lose_or(0, curA, teardown, reconfigs, 0);
              if :: peerDrainedA -> completeA() :: else fi
           :: else
           fi
-       :: t == synAck && la == TwoPaths -> lose_or(net[2 * (1 - curA)], ack, reconfigs, 0)
+       :: t == synAck && la == TwoPaths -> lose_or(0, 1 - curA, ack, reconfigs, 0)
        :: t == teardown && la == TwoPaths && p == curA -> peerDrainedA = true;
           if :: drainedA -> completeA() :: else fi
        /* B missed our teardown and repeats its own: answer once more, marked so it is never answered */
-       :: t == teardown && la == OnePath && a == 0 && s == reconfigs -> lose_or(net[2 * (1 - curA)], teardown, reconfigs, 1)
+       :: t == teardown && la == OnePath && a == 0 && s == reconfigs -> lose_or(0, 1 - curA, teardown, reconfigs, 1)
        :: t == ackCancel && la == Canceling -> la = OnePath; lockA = false; aborted = true; finished++; mA = NONE
        :: else -> skip
-       fi }
+       fi;
+       STEP_MSG(0, t, p, s, a) }
   /* nothing else can happen: retransmit, or give up and cancel */
   :: atomic { timeout && la == Requesting ->
        if
-       :: triesA < RETRIES -> triesA++; lose_or(net[2 * curA], requestLock, reconfigs, 0)
-       :: else -> la = Canceling; lose_or(net[2 * curA], cancelLock, reconfigs, 0)
-       fi }
+       :: triesA < RETRIES -> triesA++; lose_or(0, curA, requestLock, reconfigs, 0)
+       :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0)
+       fi;
+       STEP(0, 3, requestLock, curA, reconfigs, 0) }
   :: atomic { timeout && la == SettingUp ->
        if
-       :: triesA < RETRIES -> triesA++; lose_or(net[2 * (1 - curA)], syn, reconfigs, 0)
-       :: else -> la = Canceling; lose_or(net[2 * curA], cancelLock, reconfigs, 0)
-       fi }
-  :: atomic { timeout && la == Canceling -> lose_or(net[2 * curA], cancelLock, reconfigs, 0) }
-  :: atomic { timeout && la == TwoPaths && drainedA -> lose_or(net[2 * curA], teardown, reconfigs, 0) }
+       :: triesA < RETRIES -> triesA++; lose_or(0, 1 - curA, syn, reconfigs, 0)
+       :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0);
+          /* the new path is abandoned: its boxes leave (marked 2: nobody answers it) */
+          lose_or(0, 1 - curA, teardown, reconfigs, 2)
+       fi;
+       STEP(0, 3, syn, 1 - curA, reconfigs, 0) }
+  :: atomic { timeout && la == Canceling -> lose_or(0, curA, cancelLock, reconfigs, 0); STEP(0, 3, cancelLock, curA, reconfigs, 0) }
+  :: atomic { timeout && la == TwoPaths && drainedA -> lose_or(0, curA, teardown, reconfigs, 0); STEP(0, 3, teardown, curA, reconfigs, 0) }
   od
 }
 
@@ -371,31 +422,52 @@ end:
           if
           :: ra == TwoPaths && !drainedB && ackHighB >= cutB ->
              drainedB = true;
-             lose_or(net[2 * curB + 1], teardown, reconfigs, 0);
+#ifdef TRACE
+             drainEv = 1;
+#endif
+#ifndef DIVERGE_RIGHT
+             lose_or(1, curB, teardown, reconfigs, 0);
              if :: peerDrainedB -> completeB() :: else fi
+#else
+             /* (replay test only) a right anchor that completes without its own teardown when its peer's came first */
+             if :: peerDrainedB -> completeB() :: else -> lose_or(1, curB, teardown, reconfigs, 0) fi
+#endif
           :: else
           fi
-       :: t == requestLock && ra == OnePath -> ra = Requested; lose_or(net[2 * curB + 1], ackLock, s, a)
-       :: t == requestLock && ra == Requested -> lose_or(net[2 * curB + 1], ackLock, s, a)
-       :: t == syn && ra == Requested -> ra = Waiting; triesB = 0; lose_or(net[2 * (1 - curB) + 1], synAck, s, 0)
-       :: t == syn && ra == Waiting -> lose_or(net[2 * (1 - curB) + 1], synAck, s, 0)
+       :: t == requestLock && ra == OnePath -> ra = Requested; lose_or(1, curB, ackLock, s, a)
+       :: t == requestLock && ra == Requested -> lose_or(1, curB, ackLock, s, a)
+       :: t == syn && ra == Requested -> ra = Waiting; triesB = 0; lose_or(1, 1 - curB, synAck, s, 0)
+       :: t == syn && ra == Waiting -> lose_or(1, 1 - curB, synAck, s, 0)
        :: (t == ack || (t == teardown && p == curB)) && ra == Waiting ->
           ra = TwoPaths; cutB = sndB + 1;
           if :: t == teardown -> peerDrainedB = true :: else fi;
           if
-          :: ackHighB >= cutB -> drainedB = true; lose_or(net[2 * curB + 1], teardown, reconfigs, 0);
+          :: ackHighB >= cutB -> drainedB = true;
+#ifdef TRACE
+             drainEv = 1;
+#endif
+#ifndef DIVERGE_RIGHT
+             lose_or(1, curB, teardown, reconfigs, 0);
              if :: peerDrainedB -> completeB() :: else fi
+#else
+             /* (replay test only) a right anchor that completes without its own teardown when its peer's came first */
+             if :: peerDrainedB -> completeB() :: else -> lose_or(1, curB, teardown, reconfigs, 0) fi
+#endif
           :: else
           fi
        :: t == teardown && ra == TwoPaths && p == curB -> peerDrainedB = true;
           if :: drainedB -> completeB() :: else fi
-       :: t == cancelLock && (ra == Requested || ra == Waiting) -> ra = OnePath; mB = NONE; lose_or(net[2 * curB + 1], ackCancel, s, 0)
-       :: t == cancelLock && ra == OnePath -> lose_or(net[2 * curB + 1], ackCancel, s, 0)
-       :: t == teardown && ra == OnePath && a == 0 && s == reconfigs -> lose_or(net[2 * (1 - curB) + 1], teardown, reconfigs, 1)
+       :: t == cancelLock && ra == Requested -> ra = OnePath; mB = NONE; lose_or(1, curB, ackCancel, s, 0)
+       /* the new path is abandoned: its boxes leave (marked 2: nobody answers it) */
+       :: t == cancelLock && ra == Waiting -> ra = OnePath; mB = NONE; lose_or(1, curB, ackCancel, s, 0);
+          lose_or(1, 1 - curB, teardown, s, 2)
+       :: t == cancelLock && ra == OnePath -> lose_or(1, curB, ackCancel, s, 0)
+       :: t == teardown && ra == OnePath && a == 0 && s == reconfigs -> lose_or(1, 1 - curB, teardown, reconfigs, 1)
        :: else -> skip
-       fi }
-  :: atomic { timeout && ra == Waiting && triesB < RETRIES -> triesB++; lose_or(net[2 * (1 - curB) + 1], synAck, reconfigs, 0) }
-  :: atomic { timeout && ra == TwoPaths && drainedB -> lose_or(net[2 * curB + 1], teardown, reconfigs, 0) }
+       fi;
+       STEP_MSG(1, t, p, s, a) }
+  :: atomic { timeout && ra == Waiting && triesB < RETRIES -> triesB++; lose_or(1, 1 - curB, synAck, reconfigs, 0); STEP(1, 3, synAck, 1 - curB, reconfigs, 0) }
+  :: atomic { timeout && ra == TwoPaths && drainedB -> lose_or(1, curB, teardown, reconfigs, 0); STEP(1, 3, teardown, curB, reconfigs, 0) }
   od
 }
 
