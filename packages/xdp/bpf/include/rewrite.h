@@ -48,6 +48,8 @@ static __always_inline void apply_path(struct dysco_pkt *p, const struct dysco_p
 			if (k >= p->nsack)
 				break;
 			__u32 off = p->sack_off[k];
+			if (p->sack_len[k] < 10)
+				continue; /* emptied by the two-path filter: NOPs now */
 			__u32 nb = ((__u32)p->sack_len[k] - 2) >> 3;
 			for (int j = 0; j < 4; j++) {
 				if (j >= nb)
@@ -101,6 +103,8 @@ static __always_inline void filter_sack(struct dysco_pkt *p, int new_path, __u32
 			break;
 		__u32 off = p->sack_off[k] & 63;
 		__u32 len = p->sack_len[k];
+		if (len < 10)
+			continue;
 		__u32 nb = (len - 2) >> 3;
 		__u32 kl[4] = {}, kr[4] = {};
 		__u32 kept = 0;
@@ -128,6 +132,8 @@ static __always_inline void filter_sack(struct dysco_pkt *p, int new_path, __u32
 				break;
 			p->tcp[(off + b) & 63] = 1;
 		}
+		/* the record follows the option: later edits (deltas) see the kept blocks only */
+		p->sack_len[k & 3] = kept > 0 ? 2 + 8 * kept : 0;
 		if (kept > 0) {
 			p->tcp[off] = 5;
 			p->tcp[(off + 1) & 63] = 2 + 8 * kept;
@@ -180,12 +186,20 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 	if (ctx_store(ctx, kind, p->l4, p->tcp, thl) < 0)
 		return -1;
 	if (kind == CTX_TC) {
-		if (p->family == 4 && ip_diff && bpf_l3_csum_replace(ctx, p->l3 + 10, 0, ip_diff, 0) < 0)
+		/* The helpers sum in host order (little-endian): our differences are big-endian words. */
+		if (p->family == 4 && ip_diff && bpf_l3_csum_replace(ctx, p->l3 + 10, 0, csum_swab(ip_diff), 0) < 0)
 			return -1;
-		if (tcp_diff && bpf_l4_csum_replace(ctx, p->l4 + 16, 0, tcp_diff, 0) < 0)
+		if (tcp_diff && bpf_l4_csum_replace(ctx, p->l4 + 16, 0, csum_swab(tcp_diff), 0) < 0)
 			return -1;
-		if (pseudo_diff && bpf_l4_csum_replace(ctx, p->l4 + 16, 0, pseudo_diff, BPF_F_PSEUDO_HDR) < 0)
+		if (pseudo_diff &&
+		    bpf_l4_csum_replace(ctx, p->l4 + 16, 0, csum_swab(pseudo_diff), BPF_F_PSEUDO_HDR) < 0)
 			return -1;
+		/*
+		 * IPv6 has no header checksum to balance the changed addresses: under
+		 * CHECKSUM_COMPLETE skb->csum must take their difference too.
+		 */
+		if (p->family == 6 && pseudo_diff)
+			bpf_csum_update(ctx, csum_swab(pseudo_diff));
 	}
 	__u32 want = p->l3 + p->ip_len;
 	if (p->frame_len > want) {

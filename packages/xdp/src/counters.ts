@@ -1,0 +1,47 @@
+/**
+ * The data plane's per-CPU counters, in the order of `enum dysco_counter`
+ * (bpf/include/layout.h). The first eleven are the reference rewriter's
+ * counters, under the same names; the rest belong to the kernel data plane.
+ */
+export const COUNTER_NAMES = [
+  'malformedPacket',
+  'malformedMetadata',
+  'authFailed',
+  'chainTooLong',
+  'noPortAvailable',
+  'entryConflict',
+  'tfoNotSteered',
+  'natTagNoRoom',
+  'noLocalAddress',
+  'twoPathSplit',
+  'synRetransmitted',
+  /** Packets the programs looked at. */
+  'packetsSeen',
+  /** Packets rewritten. */
+  'rewritten',
+  /** Packets passed untouched. */
+  'passed',
+  /** Ring-buffer records lost because the buffer was full. */
+  'eventsLost',
+  /** A kernel helper failed while a packet was being rewritten (the packet was dropped). */
+  'kernelError',
+  /** A packet needed two outputs and they could not be produced (dropped). */
+  'splitFailed',
+  /** Reserved. */
+  'notLinear',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+export type Counters = Record<CounterName, bigint>;
+
+/** Sums per-CPU u64 values of every counter. */
+export function sumCounters(perCpu: (i: number) => Buffer[]): Counters {
+  const out = {} as Counters;
+  COUNTER_NAMES.forEach((name, i) => {
+    let total = 0n;
+    for (const v of perCpu(i)) total += v.readBigUInt64LE(0);
+    out[name] = total;
+  });
+  return out;
+}

@@ -1,0 +1,171 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
+import {
+  type Attachment,
+  BpfMap,
+  BpfObject,
+  type BpfProgram,
+  RingBuffer,
+  attachTc,
+  attachXdp,
+  mountBpffs,
+} from 'ebpf-ts-loader';
+import { COUNTER_NAMES, type Counters, sumCounters } from './counters.js';
+import { decodeEvent } from './events.js';
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the compiled programs are (build output of `build.mjs`). */
+export function objectPath(name = 'dysco'): string {
+  return join(packageRoot, 'build', `${name}.bpf.o`);
+}
+
+/** The maps of the data plane, by their names in the C program. */
+export const MAP_NAMES = {
+  egress: 'dysco_egress',
+  ingress: 'dysco_ingress',
+  pending: 'dysco_pending',
+  natTags: 'dysco_nattag',
+  synPayloads: 'dysco_synpayload',
+  policies: 'dysco_policy',
+  counters: 'dysco_counters',
+  events: 'dysco_events',
+} as const;
+
+/** The entry programs. */
+export const PROGRAMS = {
+  xdpIngress: 'dysco_xdp_ingress',
+  tcIngress: 'dysco_tc_ingress',
+  tcEgress: 'dysco_tc_egress',
+  passXdp: 'dysco_pass_xdp',
+  passTc: 'dysco_pass_tc',
+} as const;
+
+export interface DataPlaneOptions {
+  /**
+   * Directory (on bpffs) where the maps are pinned by name. A data plane
+   * opened on the same directory finds the maps, and so the sessions, of
+   * the previous one. Default: /sys/fs/bpf/dysco.
+   */
+  readonly pinRoot?: string;
+  /** The compiled object; default: this package's build output. */
+  readonly object?: string;
+}
+
+export type AttachMode = 'auto' | 'xdp' | 'tc';
+
+/**
+ * The kernel data plane of one agent: the loaded programs, their maps, the
+ * event ring buffer and the counters, over the layout of @dysco/protocol.
+ */
+export class DataPlane {
+  readonly obj: BpfObject;
+  readonly pinRoot: string;
+  private readonly maps: Record<keyof typeof MAP_NAMES, BpfMap>;
+  private ring: RingBuffer | undefined;
+  private readonly queued: DataPlaneEvent[] = [];
+  private readonly attachments: Attachment[] = [];
+
+  private constructor(obj: BpfObject, pinRoot: string) {
+    this.obj = obj;
+    this.pinRoot = pinRoot;
+    const m = {} as Record<keyof typeof MAP_NAMES, BpfMap>;
+    for (const [k, name] of Object.entries(MAP_NAMES)) m[k as keyof typeof MAP_NAMES] = obj.map(name);
+    this.maps = m;
+  }
+
+  /** Loads the programs, reusing the maps pinned under `pinRoot` if there are any. */
+  static open(opts: DataPlaneOptions = {}): DataPlane {
+    const file = opts.object ?? objectPath();
+    if (!existsSync(file)) {
+      throw new Error(`the data plane is not built: ${file} is missing (run: node packages/xdp/build.mjs)`);
+    }
+    const pinRoot = opts.pinRoot ?? '/sys/fs/bpf/dysco';
+    mountBpffs();
+    const obj = BpfObject.open(file, { pinRoot });
+    obj.load();
+    return new DataPlane(obj, pinRoot);
+  }
+
+  program(name: keyof typeof PROGRAMS): BpfProgram {
+    return this.obj.program(PROGRAMS[name]);
+  }
+
+  map(name: keyof typeof MAP_NAMES): BpfMap {
+    return this.maps[name];
+  }
+
+  /** Writes table entries (from `encodeTableMaps`) into the maps. */
+  install(t: TableMapsBytes): void {
+    const put = (m: BpfMap, entries: readonly { key: Uint8Array; value: Uint8Array }[]) => {
+      for (const e of entries) m.update(Buffer.from(e.key), Buffer.from(e.value));
+    };
+    put(this.maps.egress, t.egress);
+    put(this.maps.ingress, t.ingress);
+    put(this.maps.pending, t.pending);
+    put(this.maps.natTags, t.natTags);
+    put(this.maps.synPayloads, t.synPayloads);
+    put(this.maps.policies, t.policies);
+  }
+
+  /** Removes every entry of the session and policy maps. */
+  clear(): void {
+    for (const m of [this.maps.egress, this.maps.ingress, this.maps.pending, this.maps.natTags, this.maps.synPayloads, this.maps.policies]) {
+      for (const k of [...m.keys()]) m.delete(k);
+    }
+  }
+
+  /** The counters summed over CPUs. */
+  counters(): Counters {
+    return sumCounters((i) => {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(i);
+      return this.maps.counters.lookupPerCpu(key);
+    });
+  }
+
+  /** Zeroes every counter. */
+  resetCounters(): void {
+    const cpus = this.maps.counters.lookupPerCpu(Buffer.alloc(4)).length;
+    COUNTER_NAMES.forEach((_, i) => {
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(i);
+      this.maps.counters.update(key, Buffer.alloc(8 * cpus));
+    });
+  }
+
+  /** Events waiting in the ring buffer, decoded, oldest first. */
+  events(): DataPlaneEvent[] {
+    if (!this.ring) this.ring = new RingBuffer(this.maps.events, (data) => this.queued.push(decodeEvent(data)));
+    this.ring.consume();
+    return this.queued.splice(0);
+  }
+
+  /**
+   * Attaches the ingress and egress programs to an interface. `auto`: TC
+   * (keeps GSO/GRO on virtual devices such as veth); `xdp`: native XDP for
+   * ingress (physical NICs with driver support) and TC for egress.
+   */
+  attach(ifname: string, mode: AttachMode = 'auto'): Attachment[] {
+    const made: Attachment[] = [];
+    if (mode === 'xdp') made.push(attachXdp(ifname, this.program('xdpIngress'), { mode: 'native' }));
+    else made.push(attachTc(ifname, this.program('tcIngress'), { direction: 'ingress', kind: 'auto' }));
+    made.push(attachTc(ifname, this.program('tcEgress'), { direction: 'egress', kind: 'auto' }));
+    this.attachments.push(...made);
+    return made;
+  }
+
+  /** Detaches every program this data plane attached. */
+  detachAll(): void {
+    for (const a of this.attachments.splice(0).reverse()) a.detach();
+  }
+
+  /** Closes the object (pinned maps stay, with their sessions). */
+  close(): void {
+    this.ring?.close();
+    this.ring = undefined;
+    this.obj.close();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Runs one case through the reference rewriter and through the compiled
+ * programs (BPF_PROG_TEST_RUN), and describes every difference: verdict,
+ * output bytes, table state afterwards, events and counters.
+ */
+import {
+  type DataPlaneEvent,
+  type RewriteResult,
+  Rewriter,
+  SessionTable,
+  encodeTableMaps,
+  encodeTupleKey,
+  hex,
+  reverseTuple,
+} from '@dysco/protocol';
+import { COUNTER_NAMES, type Counters, DataPlane } from '@dysco/xdp';
+import { type DiffCase, damaged, egressEntry, ingressEntry, packetOf } from './cases.js';
+
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+/** BPF_F_TEST_SKB_CHECKSUM_COMPLETE: the kernel checks skb->csum after the run. */
+export const TEST_SKB_CHECKSUM_COMPLETE = 4;
+
+/** The Ethernet header the test runs put in front of an IP packet. */
+export function ethFor(pkt: Uint8Array): Buffer {
+  const eth = Buffer.alloc(14);
+  eth.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+  eth.writeUInt16BE(pkt.length > 0 && pkt[0]! >> 4 === 6 ? 0x86dd : 0x0800, 12);
+  return Buffer.concat([eth, pkt]);
+}
+
+export function tableFor(c: DiffCase): SessionTable {
+  const t = new SessionTable();
+  if (c.egress) t.installEgress(egressEntry(c.egress.key, c.egress.spec));
+  if (c.ingress) t.installIngress(ingressEntry(c.ingress, c.egress?.key ?? reverseTuple(c.ingress.rewrite.tuple)));
+  return t;
+}
+
+export function packetFor(c: DiffCase): Uint8Array {
+  return damaged(packetOf(c.tuple, c.packet), c.damage);
+}
+
+/** Table bytes with the clock fields zeroed (the kernel's clock is not the reference's). */
+function withoutClock(kind: 'egress' | 'ingress', v: Uint8Array): string {
+  const b = Buffer.from(v);
+  b.fill(0, kind === 'egress' ? 160 : 120, kind === 'egress' ? 168 : 128);
+  return b.toString('hex');
+}
+
+function normalizeEvents(evs: readonly DataPlaneEvent[]): string {
+  return JSON.stringify(evs, (_k, v: unknown) => (v instanceof Uint8Array ? hex(v) : v));
+}
+
+export type Program = 'tcEgress' | 'tcIngress' | 'xdpIngress';
+
+export interface Outcome {
+  readonly retval: number;
+  readonly data: Buffer;
+}
+
+function diffCounters(before: Counters, after: Counters): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const n of COUNTER_NAMES) if (after[n] !== before[n]) out.set(n, after[n] - before[n]);
+  return out;
+}
+
+/** Every difference between the reference and the program on this case (empty: identical). */
+export function compareCase(dp: DataPlane, c: DiffCase, program: Program, stats?: { twoOutputs: number; rewritten: number; dropped: number }): string[] {
+  const pkt = packetFor(c);
+  const refTable = tableFor(c);
+  const initial = encodeTableMaps(refTable);
+  const keys = {
+    egress: initial.egress.map((e) => Buffer.from(e.key)),
+    ingress: initial.ingress.map((e) => Buffer.from(e.key)),
+  };
+  dp.install(initial);
+  dp.events();
+  const before = dp.counters();
+
+  const ref = new Rewriter({ localAddresses: [], table: refTable, now: () => 0 });
+  const result: RewriteResult = c.direction === 'egress' ? ref.egress(pkt) : ref.ingress(pkt);
+  const input = ethFor(pkt);
+  const flags = program !== 'xdpIngress' && c.checksumComplete ? TEST_SKB_CHECKSUM_COMPLETE : 0;
+  const run = dp.program(program).testRun({ data: input, dataOutSize: input.length + 512, flags });
+
+  const problems: string[] = [];
+  const xdp = program === 'xdpIngress';
+  const okCode = xdp ? XDP_PASS : TC_ACT_OK;
+  const dropCode = xdp ? XDP_DROP : TC_ACT_SHOT;
+  const kernelCounters = diffCounters(before, dp.counters());
+  if (stats) {
+    if (result.packets.length === 2) stats.twoOutputs++;
+    else if (result.verdict === 'rewrite') stats.rewritten++;
+    else if (result.verdict === 'drop') stats.dropped++;
+  }
+  if (result.packets.length === 2) {
+    // Two outputs are produced by cloning, which a test run cannot show; see splits.test.ts.
+    if (run.retval !== dropCode || kernelCounters.get('splitFailed') !== 1n) {
+      problems.push(`two outputs expected: kernel retval ${run.retval}, splitFailed ${kernelCounters.get('splitFailed') ?? 0n}`);
+    }
+  } else if (result.verdict === 'drop') {
+    if (run.retval !== dropCode) problems.push(`verdict: reference drop (${result.reason}), kernel retval ${run.retval}`);
+  } else {
+    if (run.retval !== okCode) problems.push(`verdict: reference ${result.verdict}, kernel retval ${run.retval}`);
+    const want = ethFor(result.packets[0]!);
+    if (!run.data.equals(want)) {
+      problems.push(`output bytes differ:\n  input     ${hex(pkt)}\n  reference ${hex(result.packets[0]!)}\n  kernel    ${run.data.subarray(14).toString('hex')}`);
+    }
+  }
+
+  if (result.packets.length < 2) {
+    // State afterwards.
+    const after = encodeTableMaps(refTable);
+    for (const [kind, entries] of [['egress', after.egress], ['ingress', after.ingress]] as const) {
+      for (const e of entries) {
+        const got = dp.map(kind).lookup(Buffer.from(e.key));
+        if (!got) {
+          problems.push(`${kind} entry ${hex(e.key)} missing in the kernel`);
+          continue;
+        }
+        const a = withoutClock(kind, e.value);
+        const b = withoutClock(kind, got);
+        if (a !== b) problems.push(`${kind} entry differs:\n  reference ${a}\n  kernel    ${b}`);
+      }
+    }
+    // Events.
+    const evs = dp.events();
+    if (normalizeEvents(evs) !== normalizeEvents(result.events)) {
+      problems.push(`events: reference ${normalizeEvents(result.events)}, kernel ${normalizeEvents(evs)}`);
+    }
+    // Counters the reference keeps too.
+    for (const [name, n] of ref.counters) {
+      if (n !== 0 && kernelCounters.get(name) !== BigInt(n)) problems.push(`counter ${name}: reference ${n}, kernel ${kernelCounters.get(name) ?? 0n}`);
+    }
+    for (const name of ['malformedPacket', 'twoPathSplit'] as const) {
+      if ((ref.counters.get(name) ?? 0) === 0 && kernelCounters.has(name)) problems.push(`counter ${name}: kernel counted, reference did not`);
+    }
+  } else {
+    dp.events();
+  }
+
+  for (const k of keys.egress) dp.map('egress').delete(k);
+  for (const k of keys.ingress) dp.map('ingress').delete(k);
+  if (problems.length > 0) problems.unshift(`program ${program}, ${c.direction}, IPv${c.family}, ${pkt.length} bytes: ${hex(pkt)}`);
+  return problems;
+}
+
+export { encodeTupleKey };
