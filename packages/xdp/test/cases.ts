@@ -83,7 +83,7 @@ function egressSpecOf(family: 4 | 6, base: number): fc.Arbitrary<EgressSpec> {
     }));
   return fc.record({
     old: pathOf(family),
-    twoPath: fc.option(twoPath, { nil: undefined, freq: 2 }),
+    twoPath: fc.oneof(fc.constant(undefined), twoPath, twoPath),
     sndHigh: fc.option(near(base), { nil: undefined }),
     finSent: fc.boolean(),
     finReceived: fc.boolean(),
@@ -240,7 +240,10 @@ export function diffCaseArb(): fc.Arbitrary<DiffCase> {
           rewrite: pathOf(family),
           path: fc.constantFrom<'old' | 'new'>('old', 'new'),
           ackHigh: fc.option(near(base), { nil: undefined }),
-          stranger: fc.option(tupleOf(family), { nil: undefined, freq: 8 }),
+          stranger: fc.oneof(
+            { weight: 7, arbitrary: fc.constant(undefined) },
+            { weight: 1, arbitrary: tupleOf(family) },
+          ),
           packet: packetArgsOf(base),
           damage: damageArb,
           checksumComplete: fc.boolean(),
