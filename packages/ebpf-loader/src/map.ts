@@ -275,32 +275,46 @@ export class BpfMap {
 
   /**
    * Writes many entries with one BPF_MAP_UPDATE_BATCH syscall (falls back to one update per entry when the
-   * kernel lacks it). On failure the error says how many entries were written before it.
+   * kernel lacks it). The kernel's batch update takes no NOEXIST/EXIST flag, so with `'noexist'` or `'exist'`
+   * the entries are written one by one (still checked per entry). On failure the error says how many entries
+   * were written before it.
    */
   updateBatch(entries: Iterable<readonly [Buffer, Buffer]>, flags: UpdateFlag = 'any'): void {
     const list = [...entries];
-    if (list.length === 0) return;
+    flagValue(flags);
     for (const [k, v] of list) {
       this.#checkKey(k, 'update batch');
       this.#checkValue(v, 'update batch');
     }
-    if (this.#batchOk === false) {
-      for (const [k, v] of list) this.update(k, v, flags);
+    if (list.length === 0) return;
+    const oneByOne = (): void => {
+      list.forEach(([k, v], i) => {
+        try {
+          this.update(k, v, flags);
+        } catch (e) {
+          if (e instanceof BpfError) this.#fail(e.errno, `update batch (${flags}, one by one)`, [`${i} of ${list.length} entries were written before the failure`]);
+          throw e;
+        }
+      });
+    };
+    if (this.#batchOk === false || flags !== 'any') {
+      oneByOne();
       return;
     }
     const keys = Buffer.concat(list.map(([k]) => k));
     const values = Buffer.concat(list.map(([, v]) => v));
-    const opts = batchOpts(flagValue(flags));
     const count: [number] = [list.length];
-    const r = lib.bpf_map_update_batch(this.fd, keys, values, count, opts);
+    const r = lib.bpf_map_update_batch(this.fd, keys, values, count, batchOpts(0));
     if (r < 0) {
-      if ((r === -ENOTSUPP || r === -EOPNOTSUPP)) {
+      if (r === -ENOTSUPP || r === -EOPNOTSUPP) {
         this.#batchOk = false;
-        for (const [k, v] of list) this.update(k, v, flags);
+        oneByOne();
         return;
       }
-      this.#fail(-r, `update batch (${flags})`, [`${count[0]} of ${list.length} entries were written before the failure`]);
+      const done = count[0] < list.length ? [`${count[0]} of ${list.length} entries were written before the failure`] : [];
+      this.#fail(-r, 'update batch', done);
     }
+    this.#batchOk = true;
   }
 
   /**
@@ -320,7 +334,10 @@ export class BpfMap {
     while (start < list.length) {
       const count: [number] = [list.length - start];
       const r = lib.bpf_map_delete_batch(this.fd, all.subarray(start * ks), count, null);
-      if (r === 0) return deleted + count[0];
+      if (r === 0) {
+        this.#batchOk = true;
+        return deleted + count[0];
+      }
       if ((r === -ENOTSUPP || r === -EOPNOTSUPP) && deleted === 0 && start === 0) {
         this.#batchOk = false;
         return perKey();
