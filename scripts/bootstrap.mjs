@@ -14,11 +14,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [command = 'test', ...args] = process.argv.slice(2);
 
 /** Debian packages each command needs, with the binary that shows each is there. */
+const EBPF = [['clang', 'clang'], ['llvm', 'llc'], ['libbpf-dev', '/usr/include/bpf/bpf_helpers.h'], ['libbpf1', '/usr/lib/x86_64-linux-gnu/libbpf.so.1'], ['iproute2', 'ip'], ['gcc', 'gcc']];
 const SYSTEM_PACKAGES = {
-  test: [['spin', 'spin'], ['gcc', 'gcc']],
+  test: [['spin', 'spin'], ...EBPF],
   spin: [['spin', 'spin'], ['gcc', 'gcc']],
   demo: [],
-  bench: [],
+  bench: EBPF,
 };
 
 function say(msg) {
@@ -40,6 +41,7 @@ function must(cmd, argv, what) {
 }
 
 function haveBinary(name) {
+  if (name.startsWith('/')) return existsSync(name);
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
@@ -85,6 +87,13 @@ function npmDependencies() {
 
 function build() {
   must(join(root, 'node_modules', '.bin', 'tsc'), ['-b'], 'the TypeScript build');
+  // Native parts (the eBPF programs) of the packages that have them, when their toolchain is here.
+  if (haveBinary('clang') && haveBinary('/usr/include/bpf/bpf_helpers.h')) {
+    must('npm', ['run', 'build:native', '--workspaces', '--if-present', '--silent'], 'the native build');
+  } else if (command === 'test' || command === 'bench') {
+    say('clang or libbpf-dev is missing: the eBPF programs cannot be built');
+    process.exit(1);
+  }
 }
 
 checkNode();
