@@ -16,10 +16,16 @@
  * path, an ack goes on the old path while it is at or below the lowest
  * sequence number received on the new path (m), the old path carries at
  * most min(ack, m), and a segment whose data and ack belong to different
- * paths is split. The old path's box may change the byte stream (DELTA:
- * A's sequence numbers arrive DELTA lower at B): requestLock collects the
- * delta, ackLock returns it, and the left anchor applies it on the new
- * path (with RECONFIGS=1). Up to LOSSES control
+ * paths is split. The first path's box may change the byte streams
+ * (DELTA: A's sequence numbers arrive DELTA lower at B; DELTA_BA: B's
+ * arrive DELTA_BA lower at A): requestLock collects the deltas of both
+ * directions, ackLock returns them, and the left anchor applies them on the
+ * new path, on its data and acks out and on what comes back (the new path's
+ * boxes and the right anchor rewrite addresses only). requestLock starts
+ * with the deltas the left anchor already applies on its current path: with
+ * RECONFIGS=2 the second reconfiguration (back over path 0, whose box has
+ * left the session and returns as a plain relay) carries the first one's
+ * deltas on. Up to LOSSES control
  * messages may be lost; senders retransmit when nothing else can happen
  * (timeout); Y_DOWN makes the new path's box drop everything (new-path
  * failure: the reconfiguration aborts, the old path stays). An anchor that
@@ -30,11 +36,15 @@
  * What it abstracts away. Data segments are not lost (the public model's
  * assumption; retransmission below the cutoff is in the TypeScript
  * simulator); one reconfiguration at a time (contention is in
- * locking.pml); sequence numbers do not wrap; no FIN or RST.
+ * locking.pml); sequence numbers do not wrap; no FIN or RST. Paths are
+ * channels reused by the second reconfiguration, where the implementation
+ * uses fresh subsessions: with deltas, the second reconfiguration starts
+ * only once the old path carries nothing (REUSE_OK).
  *
  * Checks (see the manifest): assertions -- an endpoint never receives an
  * ack beyond what it sent; the box of the session's first path never
- * forwards an ack beyond the data it carried; new-path data is at or above its sender's cutoff;
+ * forwards an ack beyond the data it carried (either direction); new-path
+ * data is at or above its sender's cutoff;
  * both byte streams are delivered exactly once and in order; at the end
  * nothing is locked, both anchors are back in OnePath and the session runs
  * on the expected path. Valid end states. LTL: `terminates` (every
@@ -43,7 +53,8 @@
  * Non-progress cycles (pan -l): delivering a byte is progress; a cycle that
  * delivers nothing forever is a livelock.
  * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED,
- * MUTANT_NO_DELTA.
+ * MUTANT_NO_DELTA, MUTANT_OWN_DELTAS_FORGOTTEN (requestLock starts from zero:
+ * the implementation's behaviour before the trace replay found it).
  *
  * Model and implementation in step: with -DTRACE (see below) random
  * simulations print both anchors' steps; test/reconfig-replay.test.ts
@@ -71,9 +82,35 @@
 #ifndef RETRIES
 #define RETRIES 1
 #endif
-/* the old path's box changes the byte stream: A's sequence numbers arrive DELTA lower at B */
+/* the old path's box changes the byte streams: A's sequence numbers arrive DELTA lower at B,
+   B's arrive DELTA_BA lower at A */
 #ifndef DELTA
 #define DELTA 0
+#endif
+#ifndef DELTA_BA
+#define DELTA_BA 0
+#endif
+/* both directions' deltas in one message field */
+#define DPACK(lr, rl) ((lr) + 16 * (rl))
+/* the box of the session's first path shifts the streams while it carries them since their SYN; a
+   box that joins a new path later (RECONFIGS=2 moves the session back) is a plain relay, as
+   installRelay installs it */
+#define X_SHIFTS (p == 0 && X_BOX && reconfigs <= 1)
+/* requestLock starts with the deltas the left anchor itself applies on its current path (a previous
+   reconfiguration may have moved a box's deltas there); MUTANT_OWN_DELTAS_FORGOTTEN starts from zero */
+/* The model reuses path 0's channels for the second reconfiguration's new path, where the
+   implementation sets up fresh subsessions and drops what still arrives on a removed one. With
+   deltas, a late segment of the first path would be taken for one of the new path (and rewritten
+   with its deltas), so the second reconfiguration starts only once the old path carries nothing. */
+#if DELTA || DELTA_BA
+#define REUSE_OK (reconfigs == 0 || (len(net[2 * (1 - curA)]) == 0 && len(net[2 * (1 - curA) + 1]) == 0 && len(toA[1 - curA]) == 0 && len(toB[1 - curA]) == 0))
+#else
+#define REUSE_OK true
+#endif
+#ifndef MUTANT_OWN_DELTAS_FORGOTTEN
+#define OWN_DELTAS DPACK(dLR[curA], dRL[curA])
+#else
+#define OWN_DELTAS 0
 #endif
 
 mtype = { seg, requestLock, ackLock, cancelLock, ackCancel, syn, synAck, ack, teardown };
@@ -107,7 +144,7 @@ byte cutA, cutB;             /* cutoffs, in the sender's own sequence space */
 byte mA, mB;                 /* lowest sequence number received on the new path (NONE: nothing yet) */
 byte ackHighA, ackHighB;     /* highest ack received from the peer, own space */
 bool drainedA, drainedB, peerDrainedA, peerDrainedB;
-byte deltaA = 0;             /* the old path's delta, learned from ackLock */
+byte dLR[2], dRL[2];         /* the deltas A applies on path p, learned from the ackLock of the reconfiguration that set it up */
 byte sndA, sndB;             /* highest sequence number each endpoint has sent (snd_max - 1) */
 byte rcvA, rcvB;             /* bytes delivered in order */
 byte fwdData[4];             /* per relay and direction: highest data sequence number forwarded */
@@ -136,8 +173,8 @@ byte triesA = 0, triesB = 0;
 #ifdef TRACE
 byte drainEv = 0;
 #define STEP(ag, kind, mt, pp, ss, aa) \
-  printf("@@@ %d %d %e %d %d %d %d | %d %d %d %d %d %d %d %d %d %d %d %d %d\n", ag, kind, mt, pp, ss, aa, drainEv, \
-         la, ra, lockA, drainedA, peerDrainedA, triesA, curA, deltaA, drainedB, peerDrainedB, triesB, curB, reconfigs); \
+  printf("@@@ %d %d %e %d %d %d %d | %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", ag, kind, mt, pp, ss, aa, drainEv, \
+         la, ra, lockA, drainedA, peerDrainedA, triesA, curA, DPACK(dLR[0], dRL[0]), DPACK(dLR[1], dRL[1]), drainedB, peerDrainedB, triesB, curB, reconfigs); \
   drainEv = 0
 #define STEP_MSG(ag, mt, pp, ss, aa) if :: mt != seg || drainEv -> STEP(ag, 2, mt, pp, ss, aa) :: else fi
 #else
@@ -163,7 +200,7 @@ proctype Tcp(chan out; chan in; bool isA; byte sbase) {
   byte sent = 0;
   do
   :: sent < K -> sent++;
-     /* sequence numbers start at sbase + 1 (A's are shifted by DELTA, which the box removes) */
+     /* sequence numbers start at sbase + 1 (shifted by DELTA or DELTA_BA, which the box removes) */
      atomic { if :: isA -> sndA = sbase + sent :: else -> sndB = sbase + sent fi; out!sbase + sent, next }
   :: in?s, a ->
      atomic {
@@ -206,7 +243,7 @@ end:
        if
        :: t == seg && a > 0 -> fwdData[2 * p] = (a > fwdData[2 * p] -> a : fwdData[2 * p])
        :: t == seg && a == 0 -> skip
-       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true; b = b + DELTA   /* its delta joins the request */
+       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true; b = b + (X_SHIFTS -> DPACK(DELTA, DELTA_BA) : 0)   /* its deltas join the request */
        :: t == cancelLock && (p == 0 && X_BOX) ->
 #ifndef MUTANT_CANCEL_IGNORED
           lockX[p] = false
@@ -216,8 +253,13 @@ end:
        :: t == teardown -> lockX[p] = false   /* leaving the session: its locked subsession is gone */
        :: else
        fi;
+       /* the box of the session's first path never sees an ack beyond the data it carried (B's stream) */
        if
-       :: t == seg && a > 0 && p == 0 && X_BOX -> toB[p]!t, a - DELTA, b
+       :: t == seg && X_SHIFTS && b > 0 -> assert(b + DELTA_BA <= fwdData[2 * p + 1] + 1)
+       :: else
+       fi;
+       if
+       :: t == seg && X_SHIFTS -> toB[p]!t, (a > 0 -> a - DELTA : 0), b + DELTA_BA
        :: else -> toB[p]!t, a, b
        fi
      }
@@ -237,7 +279,7 @@ end:
        :: else
        fi;
        if
-       :: t == seg && p == 0 && X_BOX && b > 0 -> toA[p]!t, a, b + DELTA
+       :: t == seg && p == 0 && X_BOX && b > 0 && reconfigs <= 1 -> toA[p]!t, (a > 0 -> a - DELTA_BA : 0), b + DELTA
        :: else -> toA[p]!t, a, b
        fi
      }
@@ -246,12 +288,10 @@ end:
 
 /* ---- agent A: left anchor ---- */
 inline sendA(sp, ss, sa) {
-  /* on the new path the left anchor applies the segment's delta itself */
+  /* the left anchor applies the deltas itself on a path it set up (all of a segment's deltas are
+     the left anchor's: the new path's boxes and the right anchor rewrite addresses only) */
 #ifndef MUTANT_NO_DELTA
-  if
-  :: sp == 1 && ss > 0 -> net[2 * sp]!seg, ss - deltaA, sa   /* path 1 has no delta box (DELTA goes with RECONFIGS=1) */
-  :: else -> net[2 * sp]!seg, ss, sa
-  fi
+  net[2 * sp]!seg, (ss > 0 -> ss - dLR[sp] : 0), sa + dRL[sp]
 #else
   net[2 * sp]!seg, ss, sa
 #endif
@@ -319,9 +359,9 @@ proctype AgentA() {
 end:
   do
   /* start a reconfiguration: lock the old path */
-  :: atomic { la == OnePath && ra == OnePath && curA == curB && reconfigs < RECONFIGS && reconfigs == finished ->
+  :: atomic { la == OnePath && ra == OnePath && curA == curB && reconfigs < RECONFIGS && reconfigs == finished && REUSE_OK ->
        reconfigs++; lockA = true; la = Requesting; triesA = 0;
-       lose_or(0, curA, requestLock, reconfigs, 0);
+       lose_or(0, curA, requestLock, reconfigs, OWN_DELTAS);
        STEP(0, 1, requestLock, curA, reconfigs, 0) }
   /* the endpoint's segments */
   :: atomic { tcpOutA?s, a -> egressA(s, a) }
@@ -330,11 +370,14 @@ end:
        if :: toA[0]?t, s, a -> p = 0 :: toA[1]?t, s, a -> p = 1 fi;
        if
        :: t == seg ->
-          /* acks on the new path are in B's numbering: back into A's */
-          if :: p == 1 && a > 0 -> a = a + deltaA :: else fi;
+          /* new-path data at or above B's cutoff (in B's numbering, as it arrives) */
+          if :: p == (1 - curA) && s > 0 && ra == TwoPaths -> assert(s >= cutB) :: else fi;
+          /* on a path A set up, segments are in B's numbering: back into A's */
+#ifndef MUTANT_NO_DELTA
+          a = (a > 0 -> a + dLR[p] : 0); s = (s > 0 -> s - dRL[p] : 0);
+#endif
           /* m is tracked from the moment the new path can deliver, before two paths begin */
           if :: (la == SettingUp || la == TwoPaths) && p == (1 - curA) && s > 0 -> mA = (mA == NONE || s < mA -> s : mA) :: else fi;
-          if :: p == (1 - curA) && s > 0 && ra == TwoPaths -> assert(s >= cutB) :: else fi;
           if :: s > 0 && la == TwoPaths && p == (1 - curA) -> skip :: else fi;
           if :: la == TwoPaths && a > ackHighA -> ackHighA = a :: else fi;
           if :: la != TwoPaths && a > ackHighA -> ackHighA = a :: else fi;
@@ -353,7 +396,7 @@ end:
 #endif
           :: else
           fi
-       :: t == ackLock && la == Requesting -> deltaA = a; la = SettingUp; triesA = 0;
+       :: t == ackLock && la == Requesting -> dLR[1 - curA] = a % 16; dRL[1 - curA] = a / 16; la = SettingUp; triesA = 0;
           lose_or(0, 1 - curA, syn, reconfigs, 0)
        :: t == synAck && la == SettingUp ->
           la = TwoPaths; cutover = true;
@@ -381,7 +424,7 @@ end:
   /* nothing else can happen: retransmit, or give up and cancel */
   :: atomic { timeout && la == Requesting ->
        if
-       :: triesA < RETRIES -> triesA++; lose_or(0, curA, requestLock, reconfigs, 0)
+       :: triesA < RETRIES -> triesA++; lose_or(0, curA, requestLock, reconfigs, OWN_DELTAS)
        :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0)
        fi;
        STEP(0, 3, requestLock, curA, reconfigs, 0) }
@@ -416,7 +459,7 @@ end:
        if
        :: t == seg ->
           if :: (ra == Waiting || ra == TwoPaths) && p != curB && s > 0 -> mB = (mB == NONE || s < mB -> s : mB) :: else fi;
-          if :: p != curB && s > 0 && la == TwoPaths -> assert(s + deltaA >= cutA) :: else fi;
+          if :: p != curB && s > 0 && la == TwoPaths -> assert(s + dLR[p] >= cutA) :: else fi;
           if :: a > ackHighB -> ackHighB = a :: else fi;
           tcpInB!s, a;
           if
@@ -485,12 +528,13 @@ end:
 init {
   atomic {
     lockX[0] = false; lockX[1] = false;
+    dLR[0] = 0; dLR[1] = 0; dRL[0] = 0; dRL[1] = 0;
     mA = NONE; mB = NONE; ackHighA = 0; ackHighB = 0;
     /* what the box saw of A's stream before any byte: its initial sequence number (the SYN) */
-    fwdData[0] = DELTA; fwdData[1] = 0; fwdData[2] = DELTA; fwdData[3] = 0;
-    sndA = DELTA; sndB = 0;
+    fwdData[0] = DELTA; fwdData[1] = DELTA_BA; fwdData[2] = DELTA; fwdData[3] = DELTA_BA;
+    sndA = DELTA; sndB = DELTA_BA;
     run Tcp(tcpOutA, tcpInA, true, DELTA);
-    run Tcp(tcpOutB, tcpInB, false, 0);
+    run Tcp(tcpOutB, tcpInB, false, DELTA_BA);
     run AgentA();
     run AgentB();
     run Relay(0);

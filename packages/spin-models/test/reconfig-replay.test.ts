@@ -12,6 +12,7 @@ import {
   tupleEquals,
   type Address,
   type ControlMessage,
+  type Deltas,
   type FiveTuple,
   type Hop,
   type ProtocolAction,
@@ -51,7 +52,9 @@ interface State {
   peerDrainedA: number;
   triesA: number;
   curA: number;
-  deltaA: number;
+  /** The deltas A applies on path 0 and path 1, both directions packed (seqLR + 16 seqRL). */
+  d0: number;
+  d1: number;
   drainedB: number;
   peerDrainedB: number;
   triesB: number;
@@ -98,8 +101,8 @@ function trace(seed: number, cfg: Config, extra: readonly string[] = []): Step[]
     const m = /@@@ (\d+) (\d+) (\w+) (\d+) (\d+) (\d+) (\d+) \| ([\d ]+)/.exec(line);
     if (!m) continue;
     const v = m[8]!.trim().split(/\s+/).map(Number);
-    const [la, ra, lockA, drainedA, peerDrainedA, triesA, curA, deltaA, drainedB, peerDrainedB, triesB, curB, reconfigs] = v as [
-      number, number, number, number, number, number, number, number, number, number, number, number, number,
+    const [la, ra, lockA, drainedA, peerDrainedA, triesA, curA, d0, d1, drainedB, peerDrainedB, triesB, curB, reconfigs] = v as [
+      number, number, number, number, number, number, number, number, number, number, number, number, number, number,
     ];
     steps.push({
       agent: Number(m[1]),
@@ -109,7 +112,7 @@ function trace(seed: number, cfg: Config, extra: readonly string[] = []): Step[]
       s: Number(m[5]),
       a: Number(m[6]),
       drain: Number(m[7]),
-      state: { la, ra, lockA, drainedA, peerDrainedA, triesA, curA, deltaA, drainedB, peerDrainedB, triesB, curB, reconfigs },
+      state: { la, ra, lockA, drainedA, peerDrainedA, triesA, curA, d0, d1, drainedB, peerDrainedB, triesB, curB, reconfigs },
       sent,
     });
     sent = [];
@@ -122,6 +125,9 @@ const X = ip('10.0.1.2');
 const Y = ip('10.0.1.3');
 const B = ip('10.0.1.4');
 const session = tuple(A, 5000, B, 80);
+/** The model carries both directions' sequence deltas in one field (DPACK). */
+const pack = (d: Deltas) => d.seqLR + 16 * d.seqRL;
+const unpack = (y: number): Deltas => ({ ...ZERO_DELTAS, seqLR: y % 16, seqRL: Math.floor(y / 16) });
 const RETRANSMIT_TIMERS: readonly TimerName[] = ['requestLock', 'syn', 'cancelLock', 'synAck', 'teardown', 'rightTeardown'];
 
 /** Replays one trace; returns the first divergence, or undefined. */
@@ -153,7 +159,7 @@ export function replay(steps: readonly Step[], cfg: Config): string | undefined 
   const message = (to: number, type: string, p: number, s: number, a: number): ControlMessage => {
     const subsession = to === 0 ? hopA(p).subsession : hopB(p).subsession;
     const c = { subsession, reconfigId: s, msgSeq: 1, requester: A };
-    const deltas = { ...ZERO_DELTAS, seqLR: a };
+    const deltas = unpack(a);
     switch (type) {
       case 'requestLock':
         return { type, ...c, rightAnchor: B, deltas };
@@ -174,7 +180,7 @@ export function replay(steps: readonly Step[], cfg: Config): string | undefined 
     }
   };
 
-  let prev: State = { la: 0, ra: 0, lockA: 0, drainedA: 0, peerDrainedA: 0, triesA: 0, curA: 0, deltaA: 0, drainedB: 0, peerDrainedB: 0, triesB: 0, curB: 0, reconfigs: 0 };
+  let prev: State = { la: 0, ra: 0, lockA: 0, drainedA: 0, peerDrainedA: 0, triesA: 0, curA: 0, d0: 0, d1: 0, drainedB: 0, peerDrainedB: 0, triesB: 0, curB: 0, reconfigs: 0 };
   for (const [k, st] of steps.entries()) {
     const i = st.agent;
     const ag = agents[i]!;
@@ -216,7 +222,7 @@ export function replay(steps: readonly Step[], cfg: Config): string | undefined 
         const path = pathOf(i, m.subsession);
         let y = 0;
         if (m.type === 'teardown') y = m.msgSeq === REPEATED_TEARDOWN ? 1 : path !== preCur ? 2 : 0;
-        if (m.type === 'ackLock' || m.type === 'requestLock') y = m.deltas.seqLR;
+        if (m.type === 'ackLock' || m.type === 'requestLock') y = pack(m.deltas);
         return `${m.type}/${path}/${m.reconfigId}/${y}`;
       })
       .sort();
@@ -239,9 +245,11 @@ export function replay(steps: readonly Step[], cfg: Config): string | undefined 
     }
     const got = out.filter((a) => ['prepareNewPath', 'enterTwoPaths', 'completeTwoPaths', 'abortNewPath'].includes(a.type)).map((a) => a.type);
     if (got.sort().join(' ') !== want.sort().join(' ')) problems.push(`path actions [${got.join(' ')}] vs model [${want.join(' ')}]`);
-    const lockA = out.find((a) => a.type === 'prepareNewPath' || a.type === 'enterTwoPaths');
-    if (i === 0 && lockA && (lockA.type === 'prepareNewPath' || lockA.type === 'enterTwoPaths') && lockA.deltas.seqLR !== now.deltaA) {
-      problems.push(`new path deltas ${lockA.deltas.seqLR} vs model ${now.deltaA}`);
+    const dOf = (p: number) => (p === 0 ? now.d0 : p === 1 ? now.d1 : -1);
+    for (const a of out) {
+      if (i === 0 && (a.type === 'prepareNewPath' || a.type === 'enterTwoPaths') && pack(a.deltas) !== dOf(pathOf(0, a.hop.subsession))) {
+        problems.push(`${a.type} with deltas ${pack(a.deltas)}, the model applies ${dOf(pathOf(0, a.hop.subsession))} there`);
+      }
     }
     // both anchors' state after the step
     const a0 = agents[0];
@@ -254,7 +262,7 @@ export function replay(steps: readonly Step[], cfg: Config): string | undefined 
     }
     const oA = now.la === 1 ? lc.outstanding.requestLock : now.la === 2 ? lc.outstanding.syn : undefined;
     if ((now.la === 1 || now.la === 2) && oA?.tries !== now.triesA) problems.push(`A: tries ${oA?.tries} vs ${now.triesA}`);
-    if ((now.la === 2 || now.la === 3) && lc.deltas.seqLR !== now.deltaA) problems.push(`A: deltas ${lc.deltas.seqLR} vs ${now.deltaA}`);
+    if ((now.la === 2 || now.la === 3) && pack(lc.deltas) !== dOf(1 - now.curA)) problems.push(`A: deltas ${pack(lc.deltas)} vs ${dOf(1 - now.curA)}`);
     if (now.la !== 0 && lc.reconfigId !== now.reconfigs) problems.push(`A: reconfiguration ${lc.reconfigId} vs ${now.reconfigs}`);
     if (pathOf(0, a0.right?.subsession) !== now.curA) problems.push(`A: on path ${pathOf(0, a0.right?.subsession)} vs ${now.curA}`);
     if (a1.rightAnchorState !== RA[now.ra]) problems.push(`B: rightAnchor ${a1.rightAnchorState} vs ${RA[now.ra]}`);
@@ -282,6 +290,8 @@ export const CONFIGS: readonly Config[] = [
   { name: 'successive', defines: ['-DRECONFIGS=2'], xBox: true, yBox: true },
   { name: 'new path down', defines: ['-DY_DOWN'], xBox: true, yBox: true },
   { name: 'delta', defines: ['-DDELTA=1'], xBox: true, yBox: true },
+  { name: 'deltas both ways', defines: ['-DDELTA=1', '-DDELTA_BA=1'], xBox: true, yBox: true },
+  { name: 'deltas, successive', defines: ['-DDELTA=1', '-DDELTA_BA=2', '-DRECONFIGS=2'], xBox: true, yBox: true },
   { name: 'two losses', defines: ['-DLOSSES=2'], xBox: true, yBox: true },
   { name: 'three losses, two retries', defines: ['-DLOSSES=3', '-DRETRIES=2'], xBox: true, yBox: true, retries: 2 },
 ];

@@ -83,6 +83,13 @@ export class SessionProtocol {
   right: Hop | undefined;
   ownDeltas: Deltas;
   /**
+   * The deltas this agent's own rewrite applies towards its right hop: zero
+   * until it completes a reconfiguration as left anchor, then the deltas of
+   * the segment it replaced (the boxes it took out no longer apply them).
+   * A later segment starting here, or passing through here, includes them.
+   */
+  rightDeltas: Deltas = ZERO_DELTAS;
+  /**
    * True once this agent is no longer on the session's path. It keeps
    * forwarding late teardowns of the reconfiguration that removed it until
    * its tombstone timer fires; then `gone` is set and its state can go.
@@ -244,6 +251,7 @@ export class SessionProtocol {
     if (before === 'TwoPaths') {
       // completed: the new subsession replaces the old one, and starts unlocked
       this.right = c.newHop;
+      this.rightDeltas = c.deltas;
       this.runLock({ type: 'release' }, out);
       this.remember(c.requester!, c.reconfigId!, c.wire && c.oldHop ? { type: 'send', to: c.oldHop.agent, message: c.wire.teardown } : undefined, out);
     } else if (before === 'Requesting' && this.lockState === 'lockPending') {
@@ -298,7 +306,8 @@ export class SessionProtocol {
     const common = (subsession: FiveTuple) => ({ subsession, reconfigId, msgSeq: seq() });
     const requester = this.self;
     const wire: Wire = {
-      requestLock: { type: 'requestLock', ...common(oldHop.subsession), requester, rightAnchor, deltas: ZERO_DELTAS },
+      // the segment's deltas start with those this agent already applies on it
+      requestLock: { type: 'requestLock', ...common(oldHop.subsession), requester, rightAnchor, deltas: this.rightDeltas },
       cancelLock: (reason: NackReason) => ({ type: 'cancelLock', ...common(oldHop.subsession), requester, reason }),
       syn: {
         type: 'syn',
@@ -570,7 +579,8 @@ export class SessionProtocol {
       forward: {
         type: 'send',
         to: this.right.agent,
-        message: { ...m, subsession: this.right.subsession, deltas: composeDeltas(m.deltas, this.ownDeltas) },
+        // the box's own deltas, then those its rewrite applies towards the right
+        message: { ...m, subsession: this.right.subsession, deltas: composeDeltas(composeDeltas(m.deltas, this.ownDeltas), this.rightDeltas) },
       },
       nack,
     };
