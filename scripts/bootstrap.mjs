@@ -14,7 +14,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [command = 'test', ...args] = process.argv.slice(2);
 
 /** Debian packages each command needs, with the binary that shows each is there. */
-const EBPF = [['clang', 'clang'], ['llvm', 'llc'], ['libbpf-dev', '/usr/include/bpf/bpf_helpers.h'], ['libbpf1', '/usr/lib/x86_64-linux-gnu/libbpf.so.1'], ['iproute2', 'ip'], ['gcc', 'gcc']];
+const EBPF = [['clang', 'clang'], ['llvm', 'llc'], ['libbpf-dev', '/usr/include/bpf/bpf_helpers.h'], ['libbpf1', '/usr/lib/x86_64-linux-gnu/libbpf.so.1'], ['iproute2', 'ip'], ['bpftool', 'bpftool'], ['gcc', 'gcc']];
 const SYSTEM_PACKAGES = {
   test: [['spin', 'spin'], ...EBPF],
   spin: [['spin', 'spin'], ['gcc', 'gcc']],
