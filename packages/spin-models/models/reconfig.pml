@@ -33,10 +33,22 @@
  * right anchor cancelled in Waiting) sends a teardown along it, marked so
  * that nobody answers it, as SessionProtocol does.
  *
+ * Contention with data (CONTEND=1): while the data flows, the first path's
+ * box X may ask for a reconfiguration of its own segment X..B, which
+ * overlaps A's A..B (X is the left end of the subsession X-B). If X's own
+ * request is pending when A's arrives, X holds A's, and refuses it
+ * (nackLock) once its own is granted; A returns to OnePath with the old
+ * path intact. If A's request has locked X's subsession first, X is busy
+ * and does not start. The winner X's reconfiguration beyond its locking is
+ * abstracted: on its ackLock it completes at once (its new path, two paths
+ * and teardown are what the rest of the model checks for A..B), and B, its
+ * right anchor, only answers its requestLock. X's own messages are not lost.
+ *
  * What it abstracts away. Data segments are not lost (the public model's
  * assumption; retransmission below the cutoff is in the TypeScript
- * simulator); one reconfiguration at a time (contention is in
- * locking.pml); sequence numbers do not wrap; no FIN or RST. Paths are
+ * simulator); one reconfiguration of A..B at a time (contention of many
+ * requests is in locking.pml, one contender with data is CONTEND);
+ * sequence numbers do not wrap; no FIN or RST. Paths are
  * channels reused by the second reconfiguration, where the implementation
  * uses fresh subsessions: with deltas, the second reconfiguration starts
  * only once the old path carries nothing (REUSE_OK).
@@ -49,12 +61,24 @@
  * nothing is locked, both anchors are back in OnePath and the session runs
  * on the expected path. Valid end states. LTL: `terminates` (every
  * reconfiguration completes or aborts and both streams are delivered).
- * Witnesses that must fail: `neverTwoPaths` (cutover), `neverAborted`.
- * Non-progress cycles (pan -l): delivering a byte is progress; a cycle that
- * delivers nothing forever is a livelock.
+ * Witnesses that must fail: `neverTwoPaths` (cutover), `neverAborted`;
+ * with CONTEND, `neverHeld` (A's request held at X), `neverXWon` (X's own
+ * granted), `neverXRefused` (X busy), `neverAborted` (A refused). With
+ * CONTEND an assertion also checks that when X's request is granted, A's
+ * holds no grant (B not Requested, A neither SettingUp nor TwoPaths).
+ * Non-progress cycles (pan -l): the model has no progress label (Spin cannot
+ * see one inside an atomic sequence, where delivery happens), so every cycle
+ * counts; as the delivered byte counts are part of the state and only grow,
+ * no cycle can deliver a byte, and any cycle is a livelock. With SPURIOUS=1
+ * one teardown retransmission may fire early (a timer shorter than the round
+ * trip), which is what lets two finished anchors meet a stray teardown; the
+ * mutant MUTANT_TEARDOWN_PINGPONG (finished anchors answer repeated
+ * teardowns too) then cycles forever, and the non-progress check rejects it.
  * Mutants: MUTANT_NO_ACK_SPLIT, MUTANT_EARLY_TEARDOWN, MUTANT_CANCEL_IGNORED,
  * MUTANT_NO_DELTA, MUTANT_OWN_DELTAS_FORGOTTEN (requestLock starts from zero:
- * the implementation's behaviour before the trace replay found it).
+ * the implementation's behaviour before the trace replay found it),
+ * MUTANT_TEARDOWN_PINGPONG (non-progress), MUTANT_NO_HOLD (with CONTEND: X
+ * forwards A's request while its own is pending).
  *
  * Model and implementation in step: with -DTRACE (see below) random
  * simulations print both anchors' steps; test/reconfig-replay.test.ts
@@ -90,6 +114,29 @@
 #ifndef DELTA_BA
 #define DELTA_BA 0
 #endif
+/* teardown retransmissions that fire early, while the peer's teardown is still on its way (in all;
+   the other timers fire only when nothing else can happen) */
+#ifndef SPURIOUS
+#define SPURIOUS 0
+#endif
+#if SPURIOUS
+byte spurious = 0;
+#endif
+/* a finished anchor answers a teardown of its reconfiguration with its own, marked as a repeat
+   (1) that is never answered; MUTANT_TEARDOWN_PINGPONG answers repeats too */
+#ifndef MUTANT_TEARDOWN_PINGPONG
+#define ANSWERED(mark) (mark == 0)
+#else
+#define ANSWERED(mark) (mark != 2)
+#endif
+/* contention (CONTEND=1): the first path's box X asks for a reconfiguration of its own segment
+   (X..B), which overlaps A's; XID tags its messages */
+#ifndef CONTEND
+#define CONTEND 0
+#endif
+#define XID 9
+byte xOwn = 0;     /* X's own request: 0 none, 1 pending, 2 granted and done, 3 refused (busy) */
+byte xHeld = 0;    /* the tag of A's request held at X while X's own is pending (0: none) */
 /* both directions' deltas in one message field */
 #define DPACK(lr, rl) ((lr) + 16 * (rl))
 /* the box of the session's first path shifts the streams while it carries them since their SYN; a
@@ -113,7 +160,7 @@
 #define OWN_DELTAS 0
 #endif
 
-mtype = { seg, requestLock, ackLock, cancelLock, ackCancel, syn, synAck, ack, teardown };
+mtype = { seg, requestLock, ackLock, nackLock, cancelLock, ackCancel, syn, synAck, ack, teardown };
 
 /* leftAnchor / rightAnchor states, as in the TypeScript machines */
 #define OnePath 0
@@ -211,7 +258,6 @@ proctype Tcp(chan out; chan in; bool isA; byte sbase) {
           assert(s <= K);
           if
           :: s == next ->
-progressDelivered:
              next++;
              do
              :: (buf & (1 << next)) -> buf = buf & ~(1 << next); next++
@@ -243,12 +289,25 @@ end:
        if
        :: t == seg && a > 0 -> fwdData[2 * p] = (a > fwdData[2 * p] -> a : fwdData[2 * p])
        :: t == seg && a == 0 -> skip
-       :: t == requestLock && (p == 0 && X_BOX) -> lockX[p] = true; b = b + (X_SHIFTS -> DPACK(DELTA, DELTA_BA) : 0)   /* its deltas join the request */
+#if CONTEND && !defined(MUTANT_NO_HOLD)
+       /* X's own request is pending: A's is held (a repetition of it too) until X's is answered */
+       :: t == requestLock && p == 0 && xOwn == 1 -> xHeld = a; goto end
+#define HOLDS (xOwn != 1)
+#else
+#define HOLDS true
+#endif
+       :: t == requestLock && (p == 0 && X_BOX) && HOLDS -> lockX[p] = true; b = b + (X_SHIFTS -> DPACK(DELTA, DELTA_BA) : 0)   /* its deltas join the request */
        :: t == cancelLock && (p == 0 && X_BOX) ->
+#if CONTEND
+          /* a held request whose requester cancels is forgotten; X's own lock stays */
+          if :: xHeld == a -> xHeld = 0 :: else fi;
+          lockX[p] = (xOwn == 1)
+#else
 #ifndef MUTANT_CANCEL_IGNORED
           lockX[p] = false
 #else
           skip
+#endif
 #endif
        :: t == teardown -> lockX[p] = false   /* leaving the session: its locked subsession is gone */
        :: else
@@ -268,6 +327,20 @@ end:
 #ifdef Y_DOWN
        if :: p == 1 && Y_BOX -> goto end :: else fi;
 #endif
+#if CONTEND
+       /* X's own request granted: X wins, the held request loses; X's reconfiguration of X..B (new
+          path, two paths, teardown: what this model checks for A..B) completes at once, and its new
+          subsession starts unlocked */
+       if
+       :: p == 0 && t == ackLock && a == XID ->
+          /* two overlapping segments are never both granted: A's holds no grant beyond X */
+          assert(ra == OnePath && la != SettingUp && la != TwoPaths);
+          xOwn = 2; lockX[0] = false;
+          if :: xHeld != 0 -> toA[0]!nackLock, xHeld, 0; xHeld = 0 :: else fi;
+          goto end
+       :: else
+       fi;
+#endif
        if
        :: t == seg && a > 0 -> fwdData[2 * p + 1] = (a > fwdData[2 * p + 1] -> a : fwdData[2 * p + 1])
        :: else
@@ -283,6 +356,14 @@ end:
        :: else -> toA[p]!t, a, b
        fi
      }
+#if CONTEND
+  /* X starts its own reconfiguration while it is on the session's path, if its subsession is free */
+  :: atomic { p == 0 && X_BOX && xOwn == 0 && curA == 0 && curB == 0 && la != TwoPaths && ra != TwoPaths ->
+       if
+       :: !lockX[0] -> xOwn = 1; lockX[0] = true; toB[0]!requestLock, XID, 0
+       :: else -> xOwn = 3   /* busy: locked for A's request */
+       fi }
+#endif
   od
 }
 
@@ -353,6 +434,26 @@ inline completeA() {
   mA = NONE; drainedA = false; peerDrainedA = false; triesA = 0
 }
 
+/* A's retransmission timers: repeat, or give up and cancel */
+inline retxRequestA() {
+  if
+  :: triesA < RETRIES -> triesA++; lose_or(0, curA, requestLock, reconfigs, OWN_DELTAS)
+  :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0)
+  fi;
+  STEP(0, 3, requestLock, curA, reconfigs, 0)
+}
+inline retxSynA() {
+  if
+  :: triesA < RETRIES -> triesA++; lose_or(0, 1 - curA, syn, reconfigs, 0)
+  :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0);
+     /* the new path is abandoned: its boxes leave (marked 2: nobody answers it) */
+     lose_or(0, 1 - curA, teardown, reconfigs, 2)
+  fi;
+  STEP(0, 3, syn, 1 - curA, reconfigs, 0)
+}
+inline retxCancelA() { lose_or(0, curA, cancelLock, reconfigs, 0); STEP(0, 3, cancelLock, curA, reconfigs, 0) }
+inline retxTeardownA() { lose_or(0, curA, teardown, reconfigs, 0); STEP(0, 3, teardown, curA, reconfigs, 0) }
+
 proctype AgentA() {
   mtype t;
   byte s, a, dp, ap, p, clip;
@@ -416,28 +517,24 @@ end:
        :: t == teardown && la == TwoPaths && p == curA -> peerDrainedA = true;
           if :: drainedA -> completeA() :: else fi
        /* B missed our teardown and repeats its own: answer once more, marked so it is never answered */
-       :: t == teardown && la == OnePath && a == 0 && s == reconfigs -> lose_or(0, 1 - curA, teardown, reconfigs, 1)
+       :: t == teardown && la == OnePath && ANSWERED(a) && s == reconfigs -> lose_or(0, 1 - curA, teardown, reconfigs, 1)
+#if CONTEND
+       /* refused (X's own request won the contention): the old path stays */
+       :: t == nackLock && la == Requesting && s == reconfigs -> la = OnePath; lockA = false; aborted = true; finished++
+#endif
        :: t == ackCancel && la == Canceling -> la = OnePath; lockA = false; aborted = true; finished++; mA = NONE
        :: else -> skip
        fi;
        STEP_MSG(0, t, p, s, a) }
   /* nothing else can happen: retransmit, or give up and cancel */
-  :: atomic { timeout && la == Requesting ->
-       if
-       :: triesA < RETRIES -> triesA++; lose_or(0, curA, requestLock, reconfigs, OWN_DELTAS)
-       :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0)
-       fi;
-       STEP(0, 3, requestLock, curA, reconfigs, 0) }
-  :: atomic { timeout && la == SettingUp ->
-       if
-       :: triesA < RETRIES -> triesA++; lose_or(0, 1 - curA, syn, reconfigs, 0)
-       :: else -> la = Canceling; lose_or(0, curA, cancelLock, reconfigs, 0);
-          /* the new path is abandoned: its boxes leave (marked 2: nobody answers it) */
-          lose_or(0, 1 - curA, teardown, reconfigs, 2)
-       fi;
-       STEP(0, 3, syn, 1 - curA, reconfigs, 0) }
-  :: atomic { timeout && la == Canceling -> lose_or(0, curA, cancelLock, reconfigs, 0); STEP(0, 3, cancelLock, curA, reconfigs, 0) }
-  :: atomic { timeout && la == TwoPaths && drainedA -> lose_or(0, curA, teardown, reconfigs, 0); STEP(0, 3, teardown, curA, reconfigs, 0) }
+  :: atomic { timeout && la == Requesting -> retxRequestA() }
+  :: atomic { timeout && la == SettingUp -> retxSynA() }
+  :: atomic { timeout && la == Canceling -> retxCancelA() }
+  :: atomic { timeout && la == TwoPaths && drainedA -> retxTeardownA() }
+#if SPURIOUS
+  /* a teardown timer that fires early, while the peer's teardown is still on its way (SPURIOUS times in all) */
+  :: atomic { spurious < SPURIOUS && la == TwoPaths && drainedA -> spurious++; retxTeardownA() }
+#endif
   od
 }
 
@@ -447,6 +544,9 @@ inline completeB() {
   ra = OnePath;
   mB = NONE; drainedB = false; peerDrainedB = false; triesB = 0
 }
+
+inline retxSynAckB() { triesB++; lose_or(1, 1 - curB, synAck, reconfigs, 0); STEP(1, 3, synAck, 1 - curB, reconfigs, 0) }
+inline retxTeardownB() { lose_or(1, curB, teardown, reconfigs, 0); STEP(1, 3, teardown, curB, reconfigs, 0) }
 
 proctype AgentB() {
   mtype t;
@@ -477,8 +577,12 @@ end:
 #endif
           :: else
           fi
-       :: t == requestLock && ra == OnePath -> ra = Requested; lose_or(1, curB, ackLock, s, a)
-       :: t == requestLock && ra == Requested -> lose_or(1, curB, ackLock, s, a)
+#if CONTEND
+       /* X's request: B is its right anchor; the rest of X's reconfiguration is abstracted (above) */
+       :: t == requestLock && s == XID -> net[1]!ackLock, XID, 0
+#endif
+       :: t == requestLock && s != XID && ra == OnePath -> ra = Requested; lose_or(1, curB, ackLock, s, a)
+       :: t == requestLock && s != XID && ra == Requested -> lose_or(1, curB, ackLock, s, a)
        :: t == syn && ra == Requested -> ra = Waiting; triesB = 0; lose_or(1, 1 - curB, synAck, s, 0)
        :: t == syn && ra == Waiting -> lose_or(1, 1 - curB, synAck, s, 0)
        :: (t == ack || (t == teardown && p == curB)) && ra == Waiting ->
@@ -505,12 +609,15 @@ end:
        :: t == cancelLock && ra == Waiting -> ra = OnePath; mB = NONE; lose_or(1, curB, ackCancel, s, 0);
           lose_or(1, 1 - curB, teardown, s, 2)
        :: t == cancelLock && ra == OnePath -> lose_or(1, curB, ackCancel, s, 0)
-       :: t == teardown && ra == OnePath && a == 0 && s == reconfigs -> lose_or(1, 1 - curB, teardown, reconfigs, 1)
+       :: t == teardown && ra == OnePath && ANSWERED(a) && s == reconfigs -> lose_or(1, 1 - curB, teardown, reconfigs, 1)
        :: else -> skip
        fi;
        STEP_MSG(1, t, p, s, a) }
-  :: atomic { timeout && ra == Waiting && triesB < RETRIES -> triesB++; lose_or(1, 1 - curB, synAck, reconfigs, 0); STEP(1, 3, synAck, 1 - curB, reconfigs, 0) }
-  :: atomic { timeout && ra == TwoPaths && drainedB -> lose_or(1, curB, teardown, reconfigs, 0); STEP(1, 3, teardown, curB, reconfigs, 0) }
+  :: atomic { timeout && ra == Waiting && triesB < RETRIES -> retxSynAckB() }
+  :: atomic { timeout && ra == TwoPaths && drainedB -> retxTeardownB() }
+#if SPURIOUS
+  :: atomic { spurious < SPURIOUS && ra == TwoPaths && drainedB -> spurious++; retxTeardownB() }
+#endif
   od
 }
 
@@ -520,6 +627,7 @@ end:
   atomic {
     allDone && timeout ->
     assert(rcvA == K && rcvB == K);
+    assert(xHeld == 0 && xOwn != 1);
     assert(la == OnePath && ra == OnePath && !lockA && !lockX[0] && !lockX[1]);
     assert(curA == curB && (aborted || curA == RECONFIGS % 2))
   }
@@ -546,3 +654,7 @@ init {
 ltl terminates { <> allDone }
 ltl neverTwoPaths { [] !cutover }
 ltl neverAborted { [] !aborted }
+/* witnesses of contention (CONTEND=1): A's request held at X, X's own request granted, X refused */
+ltl neverHeld { [] (xHeld == 0) }
+ltl neverXWon { [] (xOwn != 2) }
+ltl neverXRefused { [] (xOwn != 3) }
