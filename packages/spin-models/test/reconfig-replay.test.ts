@@ -299,6 +299,7 @@ export const CONFIGS: readonly Config[] = [
   { name: 'deltas both ways', defines: ['-DDELTA=1', '-DDELTA_BA=1'], xBox: true, yBox: true },
   { name: 'deltas, successive', defines: ['-DDELTA=1', '-DDELTA_BA=2', '-DRECONFIGS=2'], xBox: true, yBox: true },
   { name: 'two losses', defines: ['-DLOSSES=2'], xBox: true, yBox: true },
+  { name: 'three losses', defines: ['-DLOSSES=3'], xBox: true, yBox: true },
   { name: 'early teardown timer', defines: ['-DSPURIOUS=1'], xBox: true, yBox: true },
   { name: 'contention', defines: ['-DCONTEND=1'], xBox: true, yBox: true },
   { name: 'three losses, two retries', defines: ['-DLOSSES=3', '-DRETRIES=2'], xBox: true, yBox: true, retries: 2 },
@@ -333,7 +334,15 @@ t.test(`${SEEDS} random Spin simulations of reconfig.pml agree with SessionProto
   }
   t.ok(steps > SEEDS * 8, `${steps} steps replayed`);
   t.comment(`transitions and retransmissions seen: ${[...seen].sort().join(', ')}`);
-  for (const must of ['A SettingUp->Canceling', 'A Canceling->OnePath', 'B Waiting->TwoPaths', 'B TwoPaths->OnePath', 'B Requested->OnePath', 'A repeats requestLock', 'A repeats teardown', 'B repeats synAck', 'B leaves Waiting on a teardown', 'A Requesting->OnePath']) {
+  // every transition of both anchors, every retransmission, a repeated teardown, a teardown that moves a Waiting right anchor on
+  const every = [
+    'A OnePath->Requesting', 'A Requesting->SettingUp', 'A Requesting->OnePath', 'A Requesting->Canceling', 'A SettingUp->TwoPaths',
+    'A SettingUp->Canceling', 'A TwoPaths->OnePath', 'A Canceling->OnePath',
+    'B OnePath->Requested', 'B Requested->Waiting', 'B Requested->OnePath', 'B Waiting->TwoPaths', 'B Waiting->OnePath', 'B TwoPaths->OnePath',
+    'A repeats requestLock', 'A repeats syn', 'A repeats cancelLock', 'A repeats teardown', 'B repeats synAck', 'B repeats teardown',
+    'a repeated teardown', 'B leaves Waiting on a teardown',
+  ];
+  for (const must of every) {
     t.ok(seen.has(must), `the traces cover ${must}`);
   }
 });
