@@ -80,6 +80,15 @@
  * MUTANT_TEARDOWN_PINGPONG (non-progress), MUTANT_NO_HOLD (with CONTEND: X
  * forwards A's request while its own is pending).
  *
+ * Which manifest checks cover which feature: reconfig/replace-*, non-progress,
+ * delete-safety (Y_BOX=0), insert-safety (X_BOX=0); successive-* (RECONFIGS=2);
+ * new-path-down-*, witness-abort (Y_DOWN); delta-*, mutant-no-delta (DELTA);
+ * delta-both-* (DELTA, DELTA_BA); delta-successive-*, mutant-own-deltas-
+ * forgotten (deltas with RECONFIGS=2); contention-*, witness-held, -refused,
+ * -contender-wins, -contender-busy, mutant-no-hold (CONTEND);
+ * early-teardown-*-large, mutant-teardown-pingpong (SPURIOUS);
+ * large-two-bytes-* (K=2, --large).
+ *
  * Model and implementation in step: with -DTRACE (see below) random
  * simulations print both anchors' steps; test/reconfig-replay.test.ts
  * replays them against SessionProtocol and compares states, messages, path
