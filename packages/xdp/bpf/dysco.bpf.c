@@ -21,19 +21,156 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Slot 0: the packet being processed; slot 1: the clone of a two-output packet (nested run). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct dysco_pkt);
 } dysco_scratch SEC(".maps");
 
+/*
+ * Two outputs (rule 2): the first output is a clone sent with
+ * bpf_clone_redirect to the same device's egress, marked; the egress program
+ * runs again, nested, on the same CPU, finds the mark and the job below and
+ * makes the clone the first output. The original then becomes the second.
+ */
+#ifndef DYSCO_CLONE_MARK
+#define DYSCO_CLONE_MARK 0x40000000u
+#endif
+
+enum split_kind { SPLIT_RST = 1, SPLIT_STRADDLE = 2, SPLIT_DATA_ACK = 3 };
+
+struct split_job {
+	__u32 active;
+	__u32 done;
+	__u32 kind;
+	__u32 path1; /* path of the first output */
+	__u32 cut;   /* straddle: payload bytes before the cutoff */
+	__u32 m_valid;
+	__u32 m;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct split_job);
+} dysco_split SEC(".maps");
+
+#define CHUNK 256
+
+/* Bounce buffer for payload sums and moves (TC only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[CHUNK + 8]);
+} dysco_buf SEC(".maps");
+
 enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3 };
 
-static __always_inline struct dysco_pkt *scratch(void)
+static __always_inline struct dysco_pkt *scratch(__u32 slot)
+{
+	return bpf_map_lookup_elem(&dysco_scratch, &slot);
+}
+
+static __always_inline struct split_job *split_job(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&dysco_scratch, &zero);
+	return bpf_map_lookup_elem(&dysco_split, &zero);
+}
+
+/* ---- payload bytes (TC): sums and moves in chunks ----------------------------- */
+
+struct chunk_walk {
+	struct __sk_buff *skb;
+	__u8 *buf;
+	__u32 from; /* source offset in the frame */
+	__u32 to;   /* destination offset (moves) */
+	__u32 left; /* bytes still to do */
+	__u32 sum;  /* big-endian one's-complement sum (sums) */
+	int err;
+};
+
+/* One chunk of a payload sum: the chunks are even-sized, so alignment holds throughout. */
+static long sum_chunk(__u32 i, void *arg)
+{
+	struct chunk_walk *w = arg;
+	if (w->left == 0)
+		return 1;
+	__u32 n = w->left > CHUNK ? CHUNK : w->left;
+	if (n < 1 || n > CHUNK)
+		return 1;
+	__u32 pad = n & ~3u;
+	if (pad > CHUNK - 4)
+		pad = CHUNK - 4;
+	*(__u32 *)&w->buf[pad] = 0;
+	*(__u32 *)&w->buf[pad + 4] = 0;
+	if (bpf_skb_load_bytes(w->skb, w->from, w->buf, n) < 0) {
+		w->err = 1;
+		return 1;
+	}
+	__u32 words = (n + 3) & ~3u;
+	if (words > CHUNK)
+		words = CHUNK;
+	__s64 r = bpf_csum_diff(0, 0, (__be32 *)w->buf, words, 0);
+	if (r < 0) {
+		w->err = 1;
+		return 1;
+	}
+	/* the helper sums little-endian words: swap into our big-endian domain */
+	w->sum = csum_add16(w->sum, csum_swab(csum_fold32((__u32)r)));
+	w->from += n;
+	w->left -= n;
+	return 0;
+}
+
+/* One's-complement sum (big-endian words) of `len` frame bytes at `off`, as if aligned. */
+static __always_inline int payload_sum(struct __sk_buff *skb, __u32 off, __u32 len, __u32 *sum)
+{
+	__u32 zero = 0;
+	__u8 *buf = bpf_map_lookup_elem(&dysco_buf, &zero);
+	if (!buf)
+		return -1;
+	struct chunk_walk w = { .skb = skb, .buf = buf, .from = off, .left = len };
+	bpf_loop(65536 / CHUNK + 1, sum_chunk, &w, 0);
+	if (w.err || w.left)
+		return -1;
+	*sum = w.sum;
+	return 0;
+}
+
+static long move_chunk(__u32 i, void *arg)
+{
+	struct chunk_walk *w = arg;
+	if (w->left == 0)
+		return 1;
+	__u32 n = w->left > CHUNK ? CHUNK : w->left;
+	if (n < 1 || n > CHUNK)
+		return 1;
+	if (bpf_skb_load_bytes(w->skb, w->from, w->buf, n) < 0 ||
+	    bpf_skb_store_bytes(w->skb, w->to, w->buf, n, BPF_F_RECOMPUTE_CSUM) < 0) {
+		w->err = 1;
+		return 1;
+	}
+	w->from += n;
+	w->to += n;
+	w->left -= n;
+	return 0;
+}
+
+/* Moves `len` frame bytes from `from` down to `to` (to < from), keeping skb->csum right. */
+static __always_inline int payload_move(struct __sk_buff *skb, __u32 from, __u32 to, __u32 len)
+{
+	__u32 zero = 0;
+	__u8 *buf = bpf_map_lookup_elem(&dysco_buf, &zero);
+	if (!buf)
+		return -1;
+	struct chunk_walk w = { .skb = skb, .buf = buf, .from = from, .to = to, .left = len };
+	bpf_loop(65536 / CHUNK + 1, move_chunk, &w, 0);
+	return w.err || w.left ? -1 : 0;
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -116,6 +253,68 @@ static __always_inline void finish_on(struct dysco_pkt *p, struct dysco_egress *
 	apply_path(p, new_path ? &e->new_path : &e->old);
 }
 
+/*
+ * The first output of a two-output packet, made of the clone in the nested
+ * run: the RST on the old path; the segment's part below the cutoff on the
+ * old path, without FIN; or the data packet on its data path.
+ */
+static __always_inline int first_output(struct __sk_buff *skb, struct dysco_pkt *p, struct dysco_egress *e,
+					 struct split_job *job)
+{
+	if (job->kind == SPLIT_STRADDLE) {
+		__u32 cut = job->cut;
+		if (cut == 0 || cut >= p->payload_len)
+			return -1;
+		__u32 at = p->l4 + p->thl;
+		__u32 whole, part;
+		if (payload_sum(skb, at, p->payload_len, &whole) < 0 || payload_sum(skb, at, cut, &part) < 0)
+			return -1;
+		p->payload_diff = csum_add16(~whole & 0xffff, part);
+		p->tcp[13] &= ~TCP_FIN;
+		set_ip_len(p, p->ihl + p->thl + cut);
+	}
+	finish_on(p, e, job->path1, job->m_valid, job->m);
+	return write_back(skb, CTX_TC, p);
+}
+
+/*
+ * The second output, made of the original: the RST on the new path; the
+ * part at and above the cutoff at seq c on the new path (payload moved to
+ * the front); or a pure ACK on the ack path at seq sndHigh.
+ */
+static __always_inline int second_output(struct __sk_buff *skb, struct dysco_pkt *p, struct dysco_egress *e,
+					  struct split_job *job, int ack_path)
+{
+	__u32 at = p->l4 + p->thl;
+	if (job->kind == SPLIT_STRADDLE) {
+		__u32 cut = job->cut;
+		__u32 rest = p->payload_len - cut;
+		__u32 whole, moved;
+		if (payload_sum(skb, at, p->payload_len, &whole) < 0 || payload_move(skb, at + cut, at, rest) < 0 ||
+		    payload_sum(skb, at, rest, &moved) < 0)
+			return V_ERROR;
+		p->payload_diff = csum_add16(~whole & 0xffff, moved);
+		__u32 c = pkt_seq(p) + cut;
+		WR32(p->tcp, 4, c);
+		set_ip_len(p, p->ihl + p->thl + rest);
+		finish_on(p, e, 1, job->m_valid, job->m);
+	} else if (job->kind == SPLIT_DATA_ACK) {
+		__u32 whole = 0;
+		if (p->payload_len && payload_sum(skb, at, p->payload_len, &whole) < 0)
+			return V_ERROR;
+		p->payload_diff = ~whole & 0xffff;
+		p->tcp[13] &= ~(TCP_FIN | TCP_PSH | TCP_URG);
+		WR16(p->tcp, 18, 0);
+		__u32 snd = e->snd_high;
+		WR32(p->tcp, 4, snd);
+		set_ip_len(p, p->ihl + p->thl);
+		finish_on(p, e, ack_path > 0 ? 1 : 0, job->m_valid, job->m);
+	} else {
+		finish_on(p, e, 1, job->m_valid, job->m);
+	}
+	return write_back(skb, CTX_TC, p) < 0 ? V_ERROR : V_REWRITE;
+}
+
 static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p,
 					      struct dysco_egress *e)
 {
@@ -164,18 +363,62 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 		data_path = 2;
 
 	if ((flags & TCP_RST) || data_path == 2 || (data_path >= 0 && ack_path >= 0 && ack_path != data_path)) {
-		/* two outputs: not in this build of the data plane */
-		count(C_SPLIT_FAILED);
-		return V_DROP;
+		if (kind != CTX_TC) {
+			count(C_SPLIT_FAILED);
+			return V_DROP;
+		}
+		struct split_job *job = split_job();
+		if (!job)
+			return V_ERROR;
+		job->kind = (flags & TCP_RST) ? SPLIT_RST : data_path == 2 ? SPLIT_STRADDLE : SPLIT_DATA_ACK;
+		job->path1 = job->kind == SPLIT_DATA_ACK ? data_path : 0;
+		job->cut = c - S;
+		job->m_valid = m_valid;
+		job->m = m;
+		job->done = 0;
+		job->active = 1;
+		struct __sk_buff *skb = ctx;
+		__u32 mark = skb->mark;
+		skb->mark = mark | DYSCO_CLONE_MARK;
+		long r = bpf_clone_redirect(skb, skb->ifindex, 0);
+		skb->mark = mark;
+		job->active = 0;
+		if (r < 0 || !job->done) {
+			/* the first output did not go out as it should: the second alone would lose it */
+			count(C_SPLIT_FAILED);
+			return V_DROP;
+		}
+		if (job->kind != SPLIT_RST)
+			count(C_TWO_PATH_SPLIT);
+		return second_output(skb, p, e, job, ack_path);
 	}
 	int path = data_path >= 0 ? data_path : (ack_path > 0 ? 1 : 0);
 	finish_on(p, e, path, m_valid, m);
 	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
 }
 
+/* The nested run on the clone of a two-output packet. */
+static __always_inline int clone_egress(struct __sk_buff *skb)
+{
+	skb->mark &= ~DYSCO_CLONE_MARK;
+	struct split_job *job = split_job();
+	struct dysco_pkt *p = scratch(1);
+	if (!job || !p || !job->active)
+		return V_ERROR;
+	if (parse(skb, CTX_TC, p) != PARSE_TCP)
+		return V_ERROR;
+	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
+	if (!e || first_output(skb, p, e, job) < 0)
+		return V_ERROR;
+	job->done = 1;
+	return V_REWRITE;
+}
+
 static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 {
-	struct dysco_pkt *p = scratch();
+	if (kind == CTX_TC && (((struct __sk_buff *)ctx)->mark & DYSCO_CLONE_MARK))
+		return clone_egress(ctx);
+	struct dysco_pkt *p = scratch(0);
 	if (!p)
 		return V_PASS;
 	count(C_PACKETS_SEEN);
@@ -240,7 +483,7 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 
 static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 {
-	struct dysco_pkt *p = scratch();
+	struct dysco_pkt *p = scratch(0);
 	if (!p)
 		return V_PASS;
 	count(C_PACKETS_SEEN);

@@ -13,6 +13,7 @@ import {
   type PathRewrite,
   type TcpOption,
   buildTcpPacket,
+  fillChecksums,
 } from '@dysco/protocol';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -203,6 +204,12 @@ export function damaged(pkt: Uint8Array, d: Damage): Uint8Array {
       // Headers only: damaged payload bytes change nothing the data plane reads.
       const headerish = Math.min(out.length, 100);
       out[d.at % headerish] = d.value;
+      // Inputs carry valid checksums (the rewriter's precondition): fix them if it still parses as TCP.
+      try {
+        fillChecksums(out);
+      } catch {
+        // not TCP any more, or lengths beyond the buffer: nothing to fix
+      }
       return out;
     }
     case 'pad': {

@@ -49,8 +49,8 @@ struct dysco_pkt {
 	__u8 tcp[64];      /* TCP header with options, edited */
 	__u8 tcp0[64];     /* as received */
 	struct dysco_tuple key; /* the packet's own tuple */
-	struct dysco_tuple key2; /* scratch tuple */
-	struct dysco_path path; /* scratch rewrite */
+	__u32 new_ip_len;   /* datagram length after a length change (0: unchanged) */
+	__u32 payload_diff; /* checksum difference of payload bytes removed or moved */
 };
 
 enum parse_result { PARSE_TCP = 0, PARSE_PASS = 1, PARSE_MALFORMED = 2 };
@@ -175,6 +175,8 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 {
 	__u8 eth[ETH_HLEN];
 	__builtin_memset(&p->key, 0, sizeof(p->key));
+	p->new_ip_len = 0;
+	p->payload_diff = 0;
 	p->frame_len = ctx_len(ctx, kind);
 	if (ctx_load(ctx, kind, 0, eth, ETH_HLEN) < 0)
 		return PARSE_PASS;

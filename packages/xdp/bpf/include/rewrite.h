@@ -19,9 +19,15 @@ static __always_inline __u32 seq_max(__u32 a, __u32 b) { return seq_gt(a, b) ? a
 static __always_inline __u32 pkt_seq(struct dysco_pkt *p) { return RD32(p->tcp, 4); }
 static __always_inline __u32 pkt_ack(struct dysco_pkt *p) { return RD32(p->tcp, 8); }
 
-/* Rule 1: addresses and ports onto the path's tuple, deltas, window rescaling. */
-static __always_inline void apply_path(struct dysco_pkt *p, const struct dysco_path *rw)
+/*
+ * Rule 1: addresses and ports onto the path's tuple, deltas, window
+ * rescaling. A global function: the verifier checks it once, not at every
+ * call site.
+ */
+__attribute__((noinline)) int apply_path(struct dysco_pkt *p, const struct dysco_path *rw)
 {
+	if (!p || !rw)
+		return -1;
 	__u8 flags = p->tcp[13];
 	int has_ack = (flags & TCP_ACK) != 0;
 	if (p->family == 4) {
@@ -87,6 +93,7 @@ static __always_inline void apply_path(struct dysco_pkt *p, const struct dysco_p
 			w = 0xffff;
 		WR16(p->tcp, 14, (__u32)w);
 	}
+	return 0;
 }
 
 /*
@@ -94,10 +101,12 @@ static __always_inline void apply_path(struct dysco_pkt *p, const struct dysco_p
  * at m and empty ones go; on the new path blocks ending at or below m go.
  * Kept blocks move to the front, the freed bytes become NOPs.
  */
-static __always_inline void filter_sack(struct dysco_pkt *p, int new_path, __u32 m)
+__attribute__((noinline)) int filter_sack(struct dysco_pkt *p, int new_path, __u32 m)
 {
+	if (!p)
+		return -1;
 	if (!(p->tcp[13] & TCP_ACK))
-		return;
+		return 0;
 	for (int k = 0; k < MAX_OPT_RECORDS; k++) {
 		if (k >= p->nsack)
 			break;
@@ -148,6 +157,7 @@ static __always_inline void filter_sack(struct dysco_pkt *p, int new_path, __u32
 			}
 		}
 	}
+	return 0;
 }
 
 /*
@@ -166,7 +176,15 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 	} else {
 		pseudo_diff = csum_diff_words(p->ip0, p->ip, 4, 20, 99, 20);
 	}
-	tcp_diff = csum_diff_words(p->tcp0, p->tcp, 0, p->thl / 2, 8, 30);
+	if (p->new_ip_len && p->new_ip_len != p->ip_len) {
+		/* the pseudo-header's TCP length */
+		__u32 before = p->ip_len - p->ihl;
+		__u32 after = p->new_ip_len - p->ihl;
+		pseudo_diff = csum_add16(pseudo_diff, csum_word_diff(before & 0xffff, after & 0xffff));
+		if (p->family == 6)
+			pseudo_diff = csum_add16(pseudo_diff, csum_word_diff(before >> 16, after >> 16));
+	}
+	tcp_diff = csum_add16(csum_diff_words(p->tcp0, p->tcp, 0, p->thl / 2, 8, 30), p->payload_diff);
 	if (kind == CTX_XDP) {
 		if (p->family == 4 && ip_diff) {
 			__u16 c = csum_apply(RD16(p->ip, 10), ip_diff);
@@ -195,13 +213,17 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 		    bpf_l4_csum_replace(ctx, p->l4 + 16, 0, csum_swab(pseudo_diff), BPF_F_PSEUDO_HDR) < 0)
 			return -1;
 		/*
-		 * IPv6 has no header checksum to balance the changed addresses: under
-		 * CHECKSUM_COMPLETE skb->csum must take their difference too.
+		 * CHECKSUM_COMPLETE: skb->csum must follow every byte change nothing
+		 * else balances. IPv6 has no header checksum to balance its changed
+		 * addresses and payload length (other states ignore this). A
+		 * payload change needs nothing: it always ends in a trim below,
+		 * after which the kernel treats the packet as CHECKSUM_NONE (its
+		 * TCP checksum, kept complete here, is what counts).
 		 */
 		if (p->family == 6 && pseudo_diff)
 			bpf_csum_update(ctx, csum_swab(pseudo_diff));
 	}
-	__u32 want = p->l3 + p->ip_len;
+	__u32 want = p->l3 + (p->new_ip_len ? p->new_ip_len : p->ip_len);
 	if (p->frame_len > want) {
 		if (kind == CTX_XDP) {
 			if (bpf_xdp_adjust_tail(ctx, (int)want - (int)p->frame_len) < 0)
@@ -211,6 +233,16 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 		}
 	}
 	return 0;
+}
+
+/* Sets the datagram length fields of the header copy to `ip_len` (a length change). */
+static __always_inline void set_ip_len(struct dysco_pkt *p, __u32 ip_len)
+{
+	p->new_ip_len = ip_len;
+	if (p->family == 4)
+		WR16(p->ip, 2, ip_len);
+	else
+		WR16(p->ip, 4, ip_len - 40);
 }
 
 #endif
