@@ -233,6 +233,240 @@ static __always_inline void close_tracking(struct dysco_egress *e, const struct 
 	}
 }
 
+#include "include/steer.h"
+
+static __always_inline void plain_path(struct dysco_path *rw, const struct dysco_tuple *t)
+{
+	__builtin_memset(rw, 0, sizeof(*rw));
+	rw->tuple = *t;
+}
+
+static __always_inline void reverse_tuple(struct dysco_tuple *out, const struct dysco_tuple *t)
+{
+	__builtin_memset(out, 0, sizeof(*out));
+	__builtin_memcpy(out->src, t->dst, 16);
+	__builtin_memcpy(out->dst, t->src, 16);
+	out->sport = t->dport;
+	out->dport = t->sport;
+	out->family = t->family;
+}
+
+static __always_inline int tuple_eq(const struct dysco_tuple *a, const struct dysco_tuple *b)
+{
+	const __u8 *x = (const __u8 *)a, *y = (const __u8 *)b;
+	for (int i = 0; i < (int)sizeof(*a); i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline void emit_created(struct syn_work *w, __u8 role, __u8 side, const struct dysco_tuple *session,
+					 const struct dysco_tuple *sub, const struct dysco_tuple *adopted)
+{
+	struct dysco_event *ev = bpf_ringbuf_reserve(&dysco_events, sizeof(*ev), 0);
+	if (!ev) {
+		count(C_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->type = DYSCO_EV_SESSION_CREATED;
+	ev->role = role;
+	ev->side = side;
+	ev->a = *session;
+	ev->b = *sub;
+	if (adopted) {
+		ev->nat_adopted = 1;
+		ev->c = *adopted;
+	}
+	bpf_ringbuf_submit(ev, 0);
+}
+
+struct port_walk {
+	struct syn_work *w;
+	__u32 low;
+	__u32 size;
+	__u32 start;
+	__u32 found; /* port, 0: none */
+};
+
+/* One candidate port: free if the reverse subsession is not an ingress key. */
+static long port_one(__u32 i, void *arg)
+{
+	struct port_walk *pw = arg;
+	if (i >= pw->size)
+		return 1;
+	__u32 port = pw->low + (pw->start + i) % pw->size;
+	struct syn_work *w = pw->w;
+	w->rsub.sport = bpf_htons(port);
+	w->rsub.dport = bpf_htons(port);
+	if (bpf_map_lookup_elem(&dysco_ingress, &w->rsub))
+		return 0;
+	pw->found = port;
+	return 1;
+}
+
+/*
+ * Rule 3, sending side: the SYN of `w->session` onto a new subsession toward
+ * w->chain[0], with w->chain[1..] as metadata. `pending`/`pending_key`: the
+ * pending entry consumed (middlebox), `adopted`: the NAT-changed tuple.
+ */
+static __always_inline int steer_syn(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
+				     struct dysco_config *cfg, __u8 role, struct dysco_pending *pending,
+				     struct dysco_tuple *pending_key, int adopted)
+{
+	__u8 fam = p->family;
+	for (int i = 0; i < DYSCO_MAX_CHAIN + 1; i++) {
+		if (i >= w->chain_len)
+			break;
+		if (w->chain[i & (META_CHAIN_MAX - 1)].family != fam) {
+			count(C_MALFORMED_METADATA);
+			return V_DROP;
+		}
+	}
+	meta_encode(w);
+	if (w->meta_len > DYSCO_MAX_SYN_PAYLOAD) {
+		count(C_CHAIN_TOO_LONG);
+		return V_DROP;
+	}
+	/* the subsession: local source, next hop, one port for both ends */
+	__builtin_memset(&w->sub, 0, sizeof(w->sub));
+	__builtin_memcpy(w->sub.src, w->src.addr, 16);
+	__builtin_memcpy(w->sub.dst, w->chain[0].addr, 16);
+	w->sub.family = fam;
+	__builtin_memset(&w->rsub, 0, sizeof(w->rsub));
+	__builtin_memcpy(w->rsub.src, w->chain[0].addr, 16);
+	__builtin_memcpy(w->rsub.dst, w->src.addr, 16);
+	w->rsub.family = fam;
+	__u32 low = cfg->port_low, high = cfg->port_high;
+	if (low == 0 || high < low)
+		return V_ERROR;
+	struct port_walk pw = { .w = w, .low = low, .size = high - low + 1 };
+	pw.start = prng_next(&cfg->port_state) % pw.size;
+	bpf_loop(65536, port_one, &pw, 0);
+	if (!pw.found) {
+		count(C_NO_PORT_AVAILABLE);
+		return V_DROP;
+	}
+	w->sub.sport = bpf_htons(pw.found);
+	w->sub.dport = bpf_htons(pw.found);
+
+	/* the packet: NAT tag out, metadata in, onto the subsession */
+	__u32 in_len = p->ip_len;
+	strip_nat_tag(p);
+	p->payload_diff = meta_sum(w, w->meta_len);
+	set_ip_len(p, p->ihl + p->thl + w->meta_len);
+	plain_path(&w->eg.old, &w->sub);
+	apply_path(p, &w->eg.old);
+
+	/* entries */
+	__u64 now = bpf_ktime_get_ns();
+	__builtin_memset(&w->eg.new_path, 0, sizeof(w->eg) - sizeof(w->eg.old));
+	w->eg.flags = EGRESS_SND_HIGH | EGRESS_SYN_PAYLOAD;
+	w->eg.snd_high = pkt_seq(p) + 1;
+	w->eg.packets = 1;
+	w->eg.bytes = in_len;
+	w->eg.last_seen = now;
+	w->session = p->key;
+	bpf_map_update_elem(&dysco_egress, &w->session, &w->eg, BPF_ANY);
+	__builtin_memset(&w->sp, 0, sizeof(w->sp));
+	w->sp.length = w->meta_len;
+	__builtin_memcpy(w->sp.bytes, w->meta, DYSCO_MAX_SYN_PAYLOAD);
+	for (__u32 k = 0; k < DYSCO_MAX_SYN_PAYLOAD; k++)
+		if (k >= w->meta_len)
+			w->sp.bytes[k] = 0;
+	bpf_map_update_elem(&dysco_synpayload, &w->session, &w->sp, BPF_ANY);
+	__builtin_memset(&w->in, 0, sizeof(w->in));
+	reverse_tuple(&w->rsession, &w->session);
+	plain_path(&w->in.rewrite, &w->rsession);
+	w->in.egress_key = w->session;
+	w->in.last_seen = now;
+	reverse_tuple(&w->rsub, &w->sub);
+	bpf_map_update_elem(&dysco_ingress, &w->rsub, &w->in, BPF_ANY);
+	if (pending && pending_key) {
+		__u32 tag = pending->nat_tag;
+		struct dysco_tuple pk = *pending_key;
+		bpf_map_delete_elem(&dysco_pending, &pk);
+		struct dysco_tuple *owner = bpf_map_lookup_elem(&dysco_nattag, &tag);
+		if (owner && tuple_eq(owner, &pk))
+			bpf_map_delete_elem(&dysco_nattag, &tag);
+		emit_created(w, role, DYSCO_SIDE_RIGHT, &w->session, &w->sub, adopted ? &pk : 0);
+	} else {
+		emit_created(w, role, DYSCO_SIDE_RIGHT, &w->session, &w->sub, 0);
+	}
+	if (w->meta_len < 1 || w->meta_len > DYSCO_MAX_SYN_PAYLOAD)
+		return V_ERROR;
+	return write_back_ex(ctx, kind, p, w->meta, w->meta_len) < 0 ? V_ERROR : V_REWRITE;
+}
+
+/* A SYN without an egress entry: a pending entry (by tuple or NAT tag), else a policy, else pass. */
+static __always_inline int egress_syn(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+{
+	struct syn_work *w = syn_work();
+	struct dysco_config *cfg = config();
+	if (!w || !cfg)
+		return V_PASS;
+	struct dysco_pending *pending = bpf_map_lookup_elem(&dysco_pending, &p->key);
+	struct dysco_tuple pk = p->key;
+	int by_tag = 0;
+	if (!pending && p->has_nat_tag) {
+		__u32 tag = p->nat_tag;
+		struct dysco_tuple *k = bpf_map_lookup_elem(&dysco_nattag, &tag);
+		if (k) {
+			pk = *k;
+			pending = bpf_map_lookup_elem(&dysco_pending, &pk);
+			by_tag = pending != 0;
+		}
+	}
+	__u32 policy_id = 0;
+	struct dysco_policy *pol = 0;
+	if (!pending) {
+		struct policy_walk pwk = { .key = &p->key, .count = cfg->policy_count };
+		bpf_loop(DYSCO_MAX_POLICIES, policy_one, &pwk, 0);
+		if (!pwk.found)
+			return V_PASS;
+		policy_id = pwk.found - 1;
+		pol = bpf_map_lookup_elem(&dysco_policy, &policy_id);
+		if (!pol)
+			return V_PASS;
+	}
+	if (p->fastopen || p->payload_len > 0) {
+		count(C_TFO_NOT_STEERED);
+		return V_PASS;
+	}
+	w->session = p->key;
+	if (local_source(cfg, w) < 0) {
+		count(C_NO_LOCAL_ADDRESS);
+		return V_PASS;
+	}
+	/* the list L: middleboxes, then the destination (a NAT's new destination is followed) */
+	__u32 n = 0;
+	if (pending) {
+		__u32 len = pending->chain_length;
+		if (len < 1 || len > DYSCO_MAX_CHAIN)
+			return V_ERROR;
+		for (int i = 0; i < DYSCO_MAX_CHAIN; i++) {
+			if (i + 1 >= len)
+				break;
+			w->chain[i & (META_CHAIN_MAX - 1)] = pending->chain[i];
+			n++;
+		}
+	} else {
+		for (int i = 0; i < DYSCO_MAX_CHAIN; i++) {
+			if (i >= pol->chain_length)
+				break;
+			w->chain[i & (META_CHAIN_MAX - 1)] = pol->chain[i];
+			n++;
+		}
+	}
+	slot_of(&w->chain[n & (META_CHAIN_MAX - 1)], p->key.dst, p->family);
+	w->chain_len = n + 1;
+	if (pending) {
+		int adopted = by_tag && !tuple_eq(&p->key, &pk);
+		return steer_syn(ctx, kind, p, w, cfg, DYSCO_ROLE_MIDDLEBOX, pending, &pk, adopted);
+	}
+	return steer_syn(ctx, kind, p, w, cfg, DYSCO_ROLE_ORIGINATOR, 0, 0, 0);
+}
+
 /* ---- egress ------------------------------------------------------------------ */
 
 /*
@@ -329,6 +563,23 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 
 	__u32 ef = *(volatile __u32 *)&e->flags;
 	if ((flags & TCP_SYN) || !(ef & EGRESS_TWO_PATH)) {
+		if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN && (ef & EGRESS_SYN_PAYLOAD) && p->payload_len == 0) {
+			/* a retransmitted steered SYN carries the same metadata again */
+			struct dysco_syn_payload *sp = bpf_map_lookup_elem(&dysco_synpayload, &p->key);
+			struct syn_work *w = syn_work();
+			if (sp && w && sp->length >= 1 && sp->length <= DYSCO_MAX_SYN_PAYLOAD) {
+				count(C_SYN_RETRANSMITTED);
+				__u32 len = sp->length;
+				__builtin_memcpy(w->meta, sp->bytes, DYSCO_MAX_SYN_PAYLOAD);
+				strip_nat_tag(p);
+				p->payload_diff = meta_sum(w, len);
+				set_ip_len(p, p->ihl + p->thl + len);
+				apply_path(p, &e->old);
+				if (len < 1 || len > DYSCO_MAX_SYN_PAYLOAD)
+					return V_ERROR;
+				return write_back_ex(ctx, kind, p, w->meta, len) < 0 ? V_ERROR : V_REWRITE;
+			}
+		}
 		apply_path(p, &e->old);
 		return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
 	}
@@ -432,6 +683,8 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
 	if (e)
 		return egress_established(ctx, kind, p, e);
+	if ((p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		return egress_syn(ctx, kind, p);
 	return V_PASS;
 }
 
@@ -481,6 +734,107 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
 }
 
+static __always_inline int meta_drop(int r)
+{
+	count(r == META_CHAIN_TOO_LONG ? C_CHAIN_TOO_LONG : C_MALFORMED_METADATA);
+	return V_DROP;
+}
+
+/* A fresh NAT tag: non-zero, not in use by a pending entry. */
+static __always_inline __u32 fresh_nat_tag(struct dysco_config *cfg)
+{
+	for (int i = 0; i < 16; i++) {
+		__u32 tag = prng_next(&cfg->tag_state);
+		if (tag != 0 && !bpf_map_lookup_elem(&dysco_nattag, &tag))
+			return tag;
+	}
+	return 0;
+}
+
+/*
+ * Rule 3, receiving side: a Dysco SYN to a local address on a new
+ * subsession. Strip the metadata, rewrite to the session, install both
+ * entries; at a middlebox also the pending entry and its NAT tag.
+ */
+static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
+				       struct dysco_config *cfg)
+{
+	int r = meta_decode(w, p->family);
+	if (r != META_OK)
+		return meta_drop(r);
+	reverse_tuple(&w->rsession, &w->session);
+	if (bpf_map_lookup_elem(&dysco_egress, &w->rsession) || bpf_map_lookup_elem(&dysco_pending, &w->session)) {
+		count(C_ENTRY_CONFLICT);
+		return V_DROP;
+	}
+	int middlebox = w->chain_len > 0;
+	__u32 tag = 0;
+	if (middlebox) {
+		tag = fresh_nat_tag(cfg);
+		if (!tag)
+			return V_ERROR;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	/* the packet: metadata out, onto the session tuple */
+	p->payload_diff = ~meta_sum(w, w->meta_len) & 0xffff;
+	set_ip_len(p, p->ihl + p->thl);
+	__builtin_memset(&w->in, 0, sizeof(w->in));
+	plain_path(&w->in.rewrite, &w->session);
+	apply_path(p, &w->in.rewrite);
+	/* entries */
+	w->in.egress_key = w->rsession;
+	w->in.packets = 1;
+	w->in.bytes = p->ip_len;
+	w->in.last_seen = now;
+	bpf_map_update_elem(&dysco_ingress, &p->key, &w->in, BPF_ANY);
+	__builtin_memset(&w->eg, 0, sizeof(w->eg));
+	reverse_tuple(&w->rsub, &p->key);
+	plain_path(&w->eg.old, &w->rsub);
+	w->eg.last_seen = now;
+	bpf_map_update_elem(&dysco_egress, &w->rsession, &w->eg, BPF_ANY);
+	if (middlebox) {
+		__builtin_memset(&w->pend, 0, sizeof(w->pend));
+		w->pend.from_subsession = p->key;
+		w->pend.nat_tag = tag;
+		w->pend.chain_length = w->chain_len;
+		w->pend.created = now;
+		for (int i = 0; i < DYSCO_MAX_CHAIN; i++) {
+			if (i >= w->chain_len)
+				break;
+			w->pend.chain[i] = w->chain[i];
+		}
+		bpf_map_update_elem(&dysco_pending, &w->session, &w->pend, BPF_ANY);
+		bpf_map_update_elem(&dysco_nattag, &tag, &w->session, BPF_ANY);
+		add_nat_tag(p, tag);
+	}
+	emit_created(w, middlebox ? DYSCO_ROLE_MIDDLEBOX : DYSCO_ROLE_LAST_HOP, DYSCO_SIDE_LEFT, &w->session, &p->key, 0);
+	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+}
+
+/* A retransmitted Dysco SYN on a subsession already known. */
+static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
+					     struct dysco_ingress *in)
+{
+	int r = meta_decode(w, p->family);
+	if (r != META_OK)
+		return meta_drop(r);
+	if (!tuple_eq(&w->session, &in->rewrite.tuple)) {
+		count(C_ENTRY_CONFLICT);
+		return V_DROP;
+	}
+	count(C_SYN_RETRANSMITTED);
+	__sync_fetch_and_add(&in->packets, 1);
+	__sync_fetch_and_add(&in->bytes, p->ip_len);
+	in->last_seen = bpf_ktime_get_ns();
+	p->payload_diff = ~meta_sum(w, w->meta_len) & 0xffff;
+	set_ip_len(p, p->ihl + p->thl);
+	apply_path(p, &in->rewrite);
+	struct dysco_pending *pending = bpf_map_lookup_elem(&dysco_pending, &w->session);
+	if (pending)
+		add_nat_tag(p, pending->nat_tag);
+	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+}
+
 static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 {
 	struct dysco_pkt *p = scratch(0);
@@ -495,8 +849,24 @@ static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 		return V_DROP;
 	}
 	struct dysco_ingress *in = bpf_map_lookup_elem(&dysco_ingress, &p->key);
-	if (in)
+	struct syn_work *w = 0;
+	if ((p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN && p->payload_len > 0) {
+		w = syn_work();
+		if (w && (load_payload(ctx, kind, p, w) < 0 || !meta_candidate(w)))
+			w = 0; /* not Dysco metadata (Fast Open, say): a normal SYN */
+	}
+	if (in) {
+		if (w)
+			return ingress_syn_again(ctx, kind, p, w, in);
 		return ingress_established(ctx, kind, p, in);
+	}
+	if (w) {
+		struct dysco_config *cfg = config();
+		struct dysco_slot dst;
+		slot_of(&dst, p->key.dst, p->family);
+		if (cfg && is_local(cfg, &dst))
+			return ingress_syn(ctx, kind, p, w, cfg);
+	}
 	return V_PASS;
 }
 

@@ -51,6 +51,18 @@ static __always_inline __u32 csum_diff_words(const __u8 *before, const __u8 *aft
 	return csum_fold32(sum);
 }
 
+/* One's-complement sum of the first `words` 16-bit words of a header, skipping word `skip`. */
+static __always_inline __u32 csum_sum_words(const __u8 *b, __u32 words, __u32 skip, __u32 limit)
+{
+	__u32 sum = 0;
+	for (__u32 w = 0; w < limit; w++) {
+		if (w >= words || w == skip)
+			continue;
+		sum += RD16(b, 2 * w);
+	}
+	return csum_fold32(sum);
+}
+
 /* HC' = ~(~HC + diff): folds a difference into a checksum field value. */
 static __always_inline __u16 csum_apply(__u16 check, __u32 diff)
 {

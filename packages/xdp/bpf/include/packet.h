@@ -50,6 +50,8 @@ struct dysco_pkt {
 	__u8 tcp0[64];     /* as received */
 	struct dysco_tuple key; /* the packet's own tuple */
 	__u32 new_ip_len;   /* datagram length after a length change (0: unchanged) */
+	__u32 thl0;         /* TCP header length as received (p->thl may change: NAT tag) */
+	__u32 d_ip, d_pseudo, d_tcp; /* checksum differences of the edit (compute_diffs) */
 	__u32 payload_diff; /* checksum difference of payload bytes removed or moved */
 };
 
@@ -227,6 +229,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 	if (thl < 20 || p->ihl + thl > p->ip_len)
 		return PARSE_MALFORMED;
 	p->thl = thl;
+	p->thl0 = thl;
 	if (thl > 20) {
 		__u32 more = thl - 20;
 		if (more < 1 || more > 40 || ctx_load(ctx, kind, p->l4 + 20, &p->tcp[20], more) < 0)

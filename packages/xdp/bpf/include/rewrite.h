@@ -167,8 +167,15 @@ __attribute__((noinline)) int filter_sack(struct dysco_pkt *p, int new_path, __u
  * (only pseudo-header changes reach the field), COMPLETE (skb->csum follows)
  * and NONE right. Trims link padding so the frame ends with the datagram.
  */
-static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+/*
+ * The checksum differences of the edit, from the two header copies (a
+ * global function: verified once). With `fill`, the fields of the copy are
+ * updated too (XDP, where no helper does it).
+ */
+__attribute__((noinline)) int compute_diffs(struct dysco_pkt *p, int fill)
 {
+	if (!p)
+		return -1;
 	__u32 ip_diff = 0, pseudo_diff, tcp_diff;
 	if (p->family == 4) {
 		ip_diff = csum_diff_words(p->ip0, p->ip, 0, 10, 5, 10);
@@ -184,8 +191,13 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 		if (p->family == 6)
 			pseudo_diff = csum_add16(pseudo_diff, csum_word_diff(before >> 16, after >> 16));
 	}
-	tcp_diff = csum_add16(csum_diff_words(p->tcp0, p->tcp, 0, p->thl / 2, 8, 30), p->payload_diff);
-	if (kind == CTX_XDP) {
+	if (p->thl == p->thl0)
+		tcp_diff = csum_diff_words(p->tcp0, p->tcp, 0, p->thl / 2, 8, 30);
+	else /* the header changed length (NAT tag): the whole of it is replaced */
+		tcp_diff = csum_add16(~csum_sum_words(p->tcp0, p->thl0 / 2, 8, 30) & 0xffff,
+				      csum_sum_words(p->tcp, p->thl / 2, 8, 30));
+	tcp_diff = csum_add16(tcp_diff, p->payload_diff);
+	if (fill) {
 		if (p->family == 4 && ip_diff) {
 			__u16 c = csum_apply(RD16(p->ip, 10), ip_diff);
 			WR16(p->ip, 10, c);
@@ -195,6 +207,34 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 			WR16(p->tcp, 16, c);
 		}
 	}
+	p->d_ip = ip_diff;
+	p->d_pseudo = pseudo_diff;
+	p->d_tcp = tcp_diff;
+	return 0;
+}
+
+/*
+ * `tail`/`tail_len`: bytes to write right after the (new) TCP header, the
+ * new payload of a SYN that gets its metadata; their checksum difference
+ * must already be in p->payload_diff.
+ */
+static __always_inline int write_back_ex(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, void *tail,
+					 __u32 tail_len)
+{
+	if (compute_diffs(p, kind == CTX_XDP) < 0)
+		return -1;
+	__u32 ip_diff = p->d_ip, pseudo_diff = p->d_pseudo, tcp_diff = p->d_tcp;
+	__u32 want = p->l3 + (p->new_ip_len ? p->new_ip_len : p->ip_len);
+	if (want > p->frame_len) {
+		/* grow first (a SYN's metadata), so that everything below fits */
+		if (kind == CTX_XDP) {
+			if (bpf_xdp_adjust_tail(ctx, (int)want - (int)p->frame_len) < 0)
+				return -1;
+		} else if (bpf_skb_change_tail(ctx, want, 0) < 0) {
+			return -1;
+		}
+		p->frame_len = want;
+	}
 	__u32 iplen = p->family == 4 ? 20 : 40;
 	if (ctx_store(ctx, kind, p->l3, p->ip, iplen) < 0)
 		return -1;
@@ -202,6 +242,9 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 	if (thl < 20 || thl > 60)
 		return -1;
 	if (ctx_store(ctx, kind, p->l4, p->tcp, thl) < 0)
+		return -1;
+	if (tail && tail_len > 0 && tail_len <= DYSCO_MAX_SYN_PAYLOAD &&
+	    ctx_store(ctx, kind, p->l4 + thl, tail, tail_len) < 0)
 		return -1;
 	if (kind == CTX_TC) {
 		/* The helpers sum in host order (little-endian): our differences are big-endian words. */
@@ -223,7 +266,6 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 		if (p->family == 6 && pseudo_diff)
 			bpf_csum_update(ctx, csum_swab(pseudo_diff));
 	}
-	__u32 want = p->l3 + (p->new_ip_len ? p->new_ip_len : p->ip_len);
 	if (p->frame_len > want) {
 		if (kind == CTX_XDP) {
 			if (bpf_xdp_adjust_tail(ctx, (int)want - (int)p->frame_len) < 0)
@@ -233,6 +275,11 @@ static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dys
 		}
 	}
 	return 0;
+}
+
+static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+{
+	return write_back_ex(ctx, kind, p, 0, 0);
 }
 
 /* Sets the datagram length fields of the header copy to `ip_len` (a length change). */
