@@ -807,6 +807,7 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 		bpf_map_update_elem(&dysco_nattag, &tag, &w->session, BPF_ANY);
 		add_nat_tag(p, tag);
 	}
+	set_ip_len(p, p->ihl + p->thl); /* the header may have grown by the tag */
 	emit_created(w, middlebox ? DYSCO_ROLE_MIDDLEBOX : DYSCO_ROLE_LAST_HOP, DYSCO_SIDE_LEFT, &w->session, &p->key, 0);
 	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
 }
@@ -832,6 +833,7 @@ static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, str
 	struct dysco_pending *pending = bpf_map_lookup_elem(&dysco_pending, &w->session);
 	if (pending)
 		add_nat_tag(p, pending->nat_tag);
+	set_ip_len(p, p->ihl + p->thl);
 	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
 }
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
+import { type Address, DEFAULT_PORT_HIGH, DEFAULT_PORT_LOW, type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
 import {
   type Attachment,
   BpfMap,
@@ -32,7 +32,26 @@ export const MAP_NAMES = {
   policies: 'dysco_policy',
   counters: 'dysco_counters',
   events: 'dysco_events',
+  config: 'dysco_config',
+  policyOrder: 'dysco_policy_order',
 } as const;
+
+/** Size of `struct dysco_config` (bpf/include/steer.h). */
+export const CONFIG_SIZE = 184;
+/** Local addresses the kernel holds (`DYSCO_MAX_LOCALS`). */
+export const MAX_LOCAL_ADDRESSES = 8;
+/** Policies the kernel matches in order (`DYSCO_MAX_POLICIES`). */
+export const MAX_POLICIES = 1024;
+
+/** What the SYN path in the kernel needs from the agent. */
+export interface DataPlaneConfig {
+  /** This agent's addresses (new subsessions start from them; SYNs to them are decoded). */
+  readonly localAddresses: readonly Address[];
+  /** Port range of new subsessions; default 61000..65535. */
+  readonly ports?: { readonly low?: number; readonly high?: number; readonly seed?: number };
+  /** Seed of the NAT-tag generator (the reference rewriter's `seed`). */
+  readonly seed?: number;
+}
 
 /** The entry programs. */
 export const PROGRAMS = {
@@ -108,6 +127,62 @@ export class DataPlane {
     put(this.maps.natTags, t.natTags);
     put(this.maps.synPayloads, t.synPayloads);
     put(this.maps.policies, t.policies);
+    if (t.policies.length > 0) {
+      const ids = t.policies.map((p) => Buffer.from(p.key).readUInt32LE(0)).sort((a, b) => a - b);
+      this.setPolicyOrder(ids);
+    }
+  }
+
+  /**
+   * Writes the SYN path's configuration. The generators start where the
+   * reference rewriter's do for the same seeds, so both allocate the same
+   * ports and NAT tags.
+   */
+  configure(c: DataPlaneConfig): void {
+    if (c.localAddresses.length > MAX_LOCAL_ADDRESSES) {
+      throw new Error(`at most ${MAX_LOCAL_ADDRESSES} local addresses fit the data plane, got ${c.localAddresses.length}`);
+    }
+    const low = c.ports?.low ?? DEFAULT_PORT_LOW;
+    const high = c.ports?.high ?? DEFAULT_PORT_HIGH;
+    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 0xffff || low > high) {
+      throw new Error(`bad port range ${low}..${high}`);
+    }
+    const b = Buffer.from(this.configBytes());
+    b.writeUInt32LE((c.ports?.seed ?? 1) >>> 0, 0);
+    b.writeUInt32LE(((c.seed ?? 1) ^ 0x5eed7a65) >>> 0, 4);
+    b.writeUInt16LE(low, 8);
+    b.writeUInt16LE(high, 10);
+    b.writeUInt32LE(c.localAddresses.length, 16);
+    b.fill(0, 24);
+    c.localAddresses.forEach((a, i) => {
+      b.set(a.bytes, 24 + 20 * i);
+      b[24 + 20 * i + 16] = a.family;
+    });
+    this.maps.config.update(Buffer.alloc(4), b);
+  }
+
+  private configBytes(): Buffer {
+    const v = this.maps.config.lookup(Buffer.alloc(4));
+    if (!v || v.length !== CONFIG_SIZE) throw new Error(`dysco_config is not ${CONFIG_SIZE} bytes`);
+    return v;
+  }
+
+  /**
+   * Policy ids in the order the kernel tries them (id order, as the
+   * reference); `install` sets it from the policies it writes.
+   */
+  setPolicyOrder(ids: readonly number[]): void {
+    if (ids.length > MAX_POLICIES) throw new Error(`at most ${MAX_POLICIES} policies fit the data plane`);
+    ids.forEach((id, i) => {
+      const k = Buffer.alloc(4);
+      k.writeUInt32LE(i);
+      const v = Buffer.alloc(4);
+      v.writeUInt32LE(id >>> 0);
+      this.maps.policyOrder.update(k, v);
+    });
+    const b = Buffer.from(this.configBytes());
+    b.writeUInt32LE(ids.length, 12);
+    this.maps.config.update(Buffer.alloc(4), b);
   }
 
   /** Removes every entry of the session and policy maps. */
@@ -115,6 +190,7 @@ export class DataPlane {
     for (const m of [this.maps.egress, this.maps.ingress, this.maps.pending, this.maps.natTags, this.maps.synPayloads, this.maps.policies]) {
       for (const k of [...m.keys()]) m.delete(k);
     }
+    this.setPolicyOrder([]);
   }
 
   /** The counters summed over CPUs. */

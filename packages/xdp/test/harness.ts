@@ -15,6 +15,7 @@ import {
 } from '@dysco/protocol';
 import { COUNTER_NAMES, type Counters, DataPlane } from '@dysco/xdp';
 import { type DiffCase, damaged, egressEntry, ingressEntry, packetOf } from './cases.js';
+import type { Prepared } from './syn-cases.js';
 
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
@@ -42,15 +43,16 @@ export function packetFor(c: DiffCase): Uint8Array {
   return damaged(packetOf(c.tuple, c.packet), c.damage);
 }
 
-/** Table bytes with the clock fields zeroed (the kernel's clock is not the reference's). */
-function withoutClock(kind: 'egress' | 'ingress', v: Uint8Array): string {
-  const b = Buffer.from(v);
-  b.fill(0, kind === 'egress' ? 160 : 120, kind === 'egress' ? 168 : 128);
-  return b.toString('hex');
-}
 
 function normalizeEvents(evs: readonly DataPlaneEvent[]): string {
-  return JSON.stringify(evs, (_k, v: unknown) => (v instanceof Uint8Array ? hex(v) : v));
+  // key order and absent-versus-undefined fields do not matter; values do
+  return JSON.stringify(evs, (_k, v: unknown) => {
+    if (v instanceof Uint8Array) return hex(v);
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+    }
+    return v;
+  });
 }
 
 export type Program = 'tcEgress' | 'tcIngress' | 'xdpIngress';
@@ -67,12 +69,20 @@ function diffCounters(before: Counters, after: Counters): Map<string, bigint> {
 }
 
 /** Every difference between the reference and the program on this case (empty: identical). */
-/**
- * `tapped`, when given, returns the frames the first output of a two-output
- * packet produced (captured after the nested egress run, see splits.test.ts);
- * without it a two-output packet must be dropped and counted as splitFailed,
- * since a plain test run has nowhere to send the clone.
- */
+/** A DiffCase as a prepared run: no local addresses, default ports and seeds. */
+export function prepare(c: DiffCase): Prepared {
+  return {
+    direction: c.direction,
+    family: c.family,
+    makeTable: () => tableFor(c),
+    packet: packetFor(c),
+    localAddresses: [],
+    ports: { low: 61000, high: 65535, seed: 1 },
+    seed: 1,
+    checksumComplete: c.checksumComplete,
+  };
+}
+
 export function compareCase(
   dp: DataPlane,
   c: DiffCase,
@@ -80,18 +90,41 @@ export function compareCase(
   stats?: { twoOutputs: number; rewritten: number; dropped: number },
   tapped?: () => Buffer[],
 ): string[] {
-  const pkt = packetFor(c);
-  const refTable = tableFor(c);
+  return comparePrepared(dp, prepare(c), program, stats, tapped);
+}
+
+/** Zeroes the byte ranges of a value that hold clocks (the kernel's clock is not the reference's). */
+const CLOCKS: Record<string, [number, number]> = { egress: [160, 168], ingress: [120, 128], pending: [48, 56] };
+
+function clockless(kind: string, v: Uint8Array): string {
+  const b = Buffer.from(v);
+  const r = CLOCKS[kind];
+  if (r) b.fill(0, r[0], r[1]);
+  return b.toString('hex');
+}
+
+/**
+ * `tapped`, when given, returns the frames the first output of a two-output
+ * packet produced (captured after the nested egress run, see splits.test.ts);
+ * without it a two-output packet must be dropped and counted as splitFailed,
+ * since a plain test run has nowhere to send the clone.
+ */
+export function comparePrepared(
+  dp: DataPlane,
+  c: Prepared,
+  program: Program,
+  stats?: { twoOutputs: number; rewritten: number; dropped: number },
+  tapped?: () => Buffer[],
+): string[] {
+  const pkt = c.packet;
+  const refTable = c.makeTable();
   const initial = encodeTableMaps(refTable);
-  const keys = {
-    egress: initial.egress.map((e) => Buffer.from(e.key)),
-    ingress: initial.ingress.map((e) => Buffer.from(e.key)),
-  };
+  dp.configure({ localAddresses: c.localAddresses, ports: c.ports, seed: c.seed });
   dp.install(initial);
   dp.events();
   const before = dp.counters();
 
-  const ref = new Rewriter({ localAddresses: [], table: refTable, now: () => 0 });
+  const ref = new Rewriter({ localAddresses: c.localAddresses, table: refTable, now: () => 0, ports: c.ports, seed: c.seed });
   const result: RewriteResult = c.direction === 'egress' ? ref.egress(pkt) : ref.ingress(pkt);
   const input = ethFor(pkt);
   // A length change (split, link padding) leaves the skb CHECKSUM_NONE, whose skb->csum the
@@ -140,16 +173,21 @@ export function compareCase(
   if (result.packets.length < 2 || tapped) {
     // State afterwards.
     const after = encodeTableMaps(refTable);
-    for (const [kind, entries] of [['egress', after.egress], ['ingress', after.ingress]] as const) {
-      for (const e of entries) {
+    for (const kind of ['egress', 'ingress', 'pending', 'natTags', 'synPayloads'] as const) {
+      for (const e of after[kind]) {
         const got = dp.map(kind).lookup(Buffer.from(e.key));
         if (!got) {
           problems.push(`${kind} entry ${hex(e.key)} missing in the kernel`);
           continue;
         }
-        const a = withoutClock(kind, e.value);
-        const b = withoutClock(kind, got);
+        const a = clockless(kind, e.value);
+        const b = clockless(kind, got);
         if (a !== b) problems.push(`${kind} entry differs:\n  reference ${a}\n  kernel    ${b}`);
+      }
+      // entries the reference removed (a consumed pending entry) must be gone from the kernel too
+      const kept = new Set(after[kind].map((e) => hex(e.key)));
+      for (const e of initial[kind]) {
+        if (!kept.has(hex(e.key)) && dp.map(kind).lookup(Buffer.from(e.key))) problems.push(`${kind} entry ${hex(e.key)} left in the kernel`);
       }
     }
     // Events.
@@ -168,8 +206,11 @@ export function compareCase(
     dp.events();
   }
 
-  for (const k of keys.egress) dp.map('egress').delete(k);
-  for (const k of keys.ingress) dp.map('ingress').delete(k);
+  const final = encodeTableMaps(refTable);
+  for (const kind of ['egress', 'ingress', 'pending', 'natTags', 'synPayloads', 'policies'] as const) {
+    for (const e of [...initial[kind], ...final[kind]]) dp.map(kind).delete(Buffer.from(e.key));
+  }
+  dp.setPolicyOrder([]);
   if (problems.length > 0) problems.unshift(`program ${program}, ${c.direction}, IPv${c.family}, ${pkt.length} bytes: ${hex(pkt)}`);
   return problems;
 }
