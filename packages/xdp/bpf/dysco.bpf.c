@@ -18,6 +18,44 @@
 #include "include/maps.h"
 #include "include/packet.h"
 #include "include/rewrite.h"
+#include "include/steer.h"
+
+/*
+ * Writing a packet back, as global functions: verified once each, not at
+ * every call site. `w`, when given, holds the new payload (w->meta).
+ */
+__attribute__((noinline)) int write_back_tc(struct __sk_buff *skb, struct dysco_pkt *p, struct syn_work *w,
+					    __u32 tail_len)
+{
+	if (!skb || !p)
+		return -1;
+	if (w && tail_len > 0 && tail_len <= DYSCO_MAX_SYN_PAYLOAD)
+		return write_back_body(skb, CTX_TC, p, w->meta, tail_len);
+	return write_back_body(skb, CTX_TC, p, 0, 0);
+}
+
+__attribute__((noinline)) int write_back_xdp(struct xdp_md *ctx, struct dysco_pkt *p, struct syn_work *w,
+					     __u32 tail_len)
+{
+	if (!ctx || !p)
+		return -1;
+	if (w && tail_len > 0 && tail_len <= DYSCO_MAX_SYN_PAYLOAD)
+		return write_back_body(ctx, CTX_XDP, p, w->meta, tail_len);
+	return write_back_body(ctx, CTX_XDP, p, 0, 0);
+}
+
+static __always_inline int write_back_w(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
+					__u32 tail_len)
+{
+	if (kind == CTX_XDP)
+		return write_back_xdp(ctx, p, w, tail_len);
+	return write_back_tc(ctx, p, w, tail_len);
+}
+
+static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+{
+	return write_back_w(ctx, kind, p, 0, 0);
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -69,7 +107,13 @@ struct {
 	__type(value, __u8[CHUNK + 8]);
 } dysco_buf SEC(".maps");
 
-enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3 };
+enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3, V_REDIRECT = 4 };
+
+/* write_back's result as a verdict: 1 means rewritten and redirected toward the new destination. */
+static __always_inline int verdict_of(int r)
+{
+	return r < 0 ? V_ERROR : r == 1 ? V_REDIRECT : V_REWRITE;
+}
 
 static __always_inline struct dysco_pkt *scratch(__u32 slot)
 {
@@ -233,7 +277,6 @@ static __always_inline void close_tracking(struct dysco_egress *e, const struct 
 	}
 }
 
-#include "include/steer.h"
 
 static __always_inline void plain_path(struct dysco_path *rw, const struct dysco_tuple *t)
 {
@@ -395,7 +438,7 @@ static __always_inline int steer_syn(void *ctx, enum dysco_ctx kind, struct dysc
 	}
 	if (w->meta_len < 1 || w->meta_len > DYSCO_MAX_SYN_PAYLOAD)
 		return V_ERROR;
-	return write_back_ex(ctx, kind, p, w->meta, w->meta_len) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back_w(ctx, kind, p, w, w->meta_len));
 }
 
 /* A SYN without an egress entry: a pending entry (by tuple or NAT tag), else a policy, else pass. */
@@ -546,7 +589,7 @@ static __always_inline int second_output(struct __sk_buff *skb, struct dysco_pkt
 	} else {
 		finish_on(p, e, 1, job->m_valid, job->m);
 	}
-	return write_back(skb, CTX_TC, p) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back(skb, CTX_TC, p));
 }
 
 static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p,
@@ -577,11 +620,11 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 				apply_path(p, &e->old);
 				if (len < 1 || len > DYSCO_MAX_SYN_PAYLOAD)
 					return V_ERROR;
-				return write_back_ex(ctx, kind, p, w->meta, len) < 0 ? V_ERROR : V_REWRITE;
+				return verdict_of(write_back_w(ctx, kind, p, w, len));
 			}
 		}
 		apply_path(p, &e->old);
-		return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+		return verdict_of(write_back(ctx, kind, p));
 	}
 
 	/* rule 2: two paths */
@@ -645,7 +688,7 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 	}
 	int path = data_path >= 0 ? data_path : (ack_path > 0 ? 1 : 0);
 	finish_on(p, e, path, m_valid, m);
-	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back(ctx, kind, p));
 }
 
 /* The nested run on the clone of a two-output packet. */
@@ -659,10 +702,14 @@ static __always_inline int clone_egress(struct __sk_buff *skb)
 	if (parse(skb, CTX_TC, p) != PARSE_TCP)
 		return V_ERROR;
 	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
-	if (!e || first_output(skb, p, e, job) < 0)
+	if (!e)
+		return V_ERROR;
+	p->egress = 1;
+	int r = first_output(skb, p, e, job);
+	if (r < 0)
 		return V_ERROR;
 	job->done = 1;
-	return V_REWRITE;
+	return verdict_of(r);
 }
 
 static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
@@ -674,6 +721,7 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 		return V_PASS;
 	count(C_PACKETS_SEEN);
 	int r = parse(ctx, kind, p);
+	p->egress = kind == CTX_TC;
 	if (r == PARSE_PASS)
 		return V_PASS;
 	if (r == PARSE_MALFORMED) {
@@ -731,7 +779,7 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 		}
 	}
 	close_tracking(e, &in->egress_key, flags, 0);
-	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back(ctx, kind, p));
 }
 
 static __always_inline int meta_drop(int r)
@@ -809,7 +857,7 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 	}
 	set_ip_len(p, p->ihl + p->thl); /* the header may have grown by the tag */
 	emit_created(w, middlebox ? DYSCO_ROLE_MIDDLEBOX : DYSCO_ROLE_LAST_HOP, DYSCO_SIDE_LEFT, &w->session, &p->key, 0);
-	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back(ctx, kind, p));
 }
 
 /* A retransmitted Dysco SYN on a subsession already known. */
@@ -834,7 +882,7 @@ static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, str
 	if (pending)
 		add_nat_tag(p, pending->nat_tag);
 	set_ip_len(p, p->ihl + p->thl);
-	return write_back(ctx, kind, p) < 0 ? V_ERROR : V_REWRITE;
+	return verdict_of(write_back(ctx, kind, p));
 }
 
 static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
@@ -880,6 +928,9 @@ static __always_inline int tc_verdict(int v)
 	case V_REWRITE:
 		count(C_REWRITTEN);
 		return TC_ACT_OK;
+	case V_REDIRECT:
+		count(C_REWRITTEN);
+		return TC_ACT_REDIRECT;
 	case V_DROP:
 		return TC_ACT_SHOT;
 	case V_ERROR:

@@ -29,6 +29,8 @@ export const COUNTER_NAMES = [
   'splitFailed',
   /** Reserved. */
   'notLinear',
+  /** A rewritten packet's new destination had no route (sent on as the stack routed it). */
+  'routeMiss',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

@@ -51,6 +51,12 @@ export interface DataPlaneConfig {
   readonly ports?: { readonly low?: number; readonly high?: number; readonly seed?: number };
   /** Seed of the NAT-tag generator (the reference rewriter's `seed`). */
   readonly seed?: number;
+  /**
+   * Route rewritten packets at TC egress by their new destination (FIB
+   * lookup and neighbour redirect): the stack routed them for the session's
+   * destination. Default true; off only in test runs.
+   */
+  readonly route?: boolean;
 }
 
 /** The entry programs. */
@@ -153,6 +159,7 @@ export class DataPlane {
     b.writeUInt16LE(low, 8);
     b.writeUInt16LE(high, 10);
     b.writeUInt32LE(c.localAddresses.length, 16);
+    b.writeUInt32LE(c.route === false ? 0 : 1, 20);
     b.fill(0, 24);
     c.localAddresses.forEach((a, i) => {
       b.set(a.bytes, 24 + 20 * i);

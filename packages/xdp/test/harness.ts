@@ -119,7 +119,8 @@ export function comparePrepared(
   const pkt = c.packet;
   const refTable = c.makeTable();
   const initial = encodeTableMaps(refTable);
-  dp.configure({ localAddresses: c.localAddresses, ports: c.ports, seed: c.seed });
+  // routing by the new destination is tested on real interfaces (route.test.ts), not in test runs
+  dp.configure({ localAddresses: c.localAddresses, ports: c.ports, seed: c.seed, route: false });
   dp.install(initial);
   dp.events();
   const before = dp.counters();

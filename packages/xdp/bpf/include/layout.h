@@ -170,6 +170,7 @@ enum dysco_counter {
 	C_KERNEL_ERROR,
 	C_SPLIT_FAILED,
 	C_NOT_LINEAR,
+	C_ROUTE_MISS,
 	C_COUNTERS
 };
 

@@ -74,6 +74,37 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dysco_events SEC(".maps");
 
+#define DYSCO_MAX_LOCALS 8
+
+/* Written by the agent; the two generator states are advanced by the programs. */
+struct dysco_config {
+	__u32 port_state; /* port allocator (mulberry32 state) */
+	__u32 tag_state;  /* NAT tags (mulberry32 state) */
+	__u16 port_low;
+	__u16 port_high;
+	__u32 policy_count; /* entries of dysco_policy_order in use */
+	__u32 local_count;
+	__u32 flags; /* CONFIG_ROUTE */
+	struct dysco_slot locals[DYSCO_MAX_LOCALS];
+};
+
+/* Route rewritten packets at TC egress by their new destination (FIB lookup, neighbour redirect). */
+#define CONFIG_ROUTE 1u
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dysco_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_config SEC(".maps");
+
+static __always_inline struct dysco_config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&dysco_config, &zero);
+}
+
 static __always_inline void count(__u32 c)
 {
 	__u64 *v = bpf_map_lookup_elem(&dysco_counters, &c);

@@ -52,6 +52,7 @@ struct dysco_pkt {
 	__u32 new_ip_len;   /* datagram length after a length change (0: unchanged) */
 	__u32 thl0;         /* TCP header length as received (p->thl may change: NAT tag) */
 	__u32 d_ip, d_pseudo, d_tcp; /* checksum differences of the edit (compute_diffs) */
+	__u32 egress;       /* TC egress: a rewritten destination is routed again */
 	__u32 payload_diff; /* checksum difference of payload bytes removed or moved */
 };
 
@@ -179,6 +180,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 	__builtin_memset(&p->key, 0, sizeof(p->key));
 	p->new_ip_len = 0;
 	p->payload_diff = 0;
+	p->egress = 0;
 	p->frame_len = ctx_len(ctx, kind);
 	if (ctx_load(ctx, kind, 0, eth, ETH_HLEN) < 0)
 		return PARSE_PASS;

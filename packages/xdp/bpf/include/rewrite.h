@@ -7,7 +7,9 @@
 #ifndef DYSCO_REWRITE_H
 #define DYSCO_REWRITE_H
 
+#include <linux/pkt_cls.h>
 #include "packet.h"
+#include "maps.h"
 
 static __always_inline int seq_lt(__u32 a, __u32 b) { return (__s32)(a - b) < 0; }
 static __always_inline int seq_leq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
@@ -214,12 +216,62 @@ __attribute__((noinline)) int compute_diffs(struct dysco_pkt *p, int fill)
 }
 
 /*
+ * At TC egress the stack chose the route and the neighbour for the old
+ * destination. When the rewrite changed it (and the agent asked for it),
+ * look the new one up and send the packet there: 1 (redirect), or 0 when
+ * nothing changed, routing is off, or the FIB has no answer (counted).
+ */
+__attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
+{
+	if (!skb || !p)
+		return 0;
+	struct dysco_config *cfg = config();
+	if (!cfg || !(cfg->flags & CONFIG_ROUTE))
+		return 0;
+	struct bpf_fib_lookup fib;
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.l4_protocol = 6;
+	fib.tot_len = p->new_ip_len ? p->new_ip_len : p->ip_len;
+	fib.ifindex = skb->ifindex;
+	if (p->family == 4) {
+		if (RD32(p->ip, 16) == RD32(p->ip0, 16))
+			return 0;
+		fib.family = 2; /* AF_INET */
+		__builtin_memcpy(&fib.ipv4_src, &p->ip[12], 4);
+		__builtin_memcpy(&fib.ipv4_dst, &p->ip[16], 4);
+	} else {
+		int same = 1;
+		for (int i = 24; i < 40; i++)
+			if (p->ip[i] != p->ip0[i])
+				same = 0;
+		if (same)
+			return 0;
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, &p->ip[8], 16);
+		__builtin_memcpy(fib.ipv6_dst, &p->ip[24], 16);
+	}
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		count(C_ROUTE_MISS);
+		return 0;
+	}
+	struct bpf_redir_neigh nh;
+	__builtin_memset(&nh, 0, sizeof(nh));
+	nh.nh_family = fib.family;
+	if (fib.family == 2)
+		nh.ipv4_nh = fib.ipv4_dst;
+	else
+		__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0) == TC_ACT_REDIRECT ? 1 : 0;
+}
+
+/*
  * `tail`/`tail_len`: bytes to write right after the (new) TCP header, the
  * new payload of a SYN that gets its metadata; their checksum difference
  * must already be in p->payload_diff.
  */
-static __always_inline int write_back_ex(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, void *tail,
-					 __u32 tail_len)
+static __always_inline int write_back_body(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, void *tail,
+					   __u32 tail_len)
 {
 	if (compute_diffs(p, kind == CTX_XDP) < 0)
 		return -1;
@@ -274,13 +326,11 @@ static __always_inline int write_back_ex(void *ctx, enum dysco_ctx kind, struct 
 			return -1;
 		}
 	}
+	if (kind == CTX_TC && p->egress)
+		return route(ctx, p);
 	return 0;
 }
 
-static __always_inline int write_back(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
-{
-	return write_back_ex(ctx, kind, p, 0, 0);
-}
 
 /* Sets the datagram length fields of the header copy to `ip_len` (a length change). */
 static __always_inline void set_ip_len(struct dysco_pkt *p, __u32 ip_len)

@@ -11,30 +11,9 @@
 #ifndef DYSCO_STEER_H
 #define DYSCO_STEER_H
 
-#define DYSCO_MAX_LOCALS 8
 #define DYSCO_MAX_POLICIES 1024
 #define META_MAX 512
 #define META_CHAIN_MAX 16
-
-/* Written by the agent; the two generator states are advanced by the programs. */
-struct dysco_config {
-	__u32 port_state; /* port allocator (mulberry32 state) */
-	__u32 tag_state;  /* NAT tags (mulberry32 state) */
-	__u16 port_low;
-	__u16 port_high;
-	__u32 policy_count; /* entries of dysco_policy_order in use */
-	__u32 local_count;
-	__u32 pad;
-	struct dysco_slot locals[DYSCO_MAX_LOCALS];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dysco_config);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} dysco_config SEC(".maps");
 
 /* Policy ids in id order (the first match wins). */
 struct {
@@ -81,11 +60,6 @@ static __always_inline struct syn_work *syn_work(void)
 	return bpf_map_lookup_elem(&dysco_syn_work, &zero);
 }
 
-static __always_inline struct dysco_config *config(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&dysco_config, &zero);
-}
 
 /* mulberry32, as the reference's Prng; the state advances atomically. */
 static __always_inline __u32 prng_next(__u32 *state)
