@@ -231,7 +231,7 @@ __attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
 	struct bpf_fib_lookup fib;
 	__builtin_memset(&fib, 0, sizeof(fib));
 	fib.l4_protocol = 6;
-	fib.tot_len = p->new_ip_len ? p->new_ip_len : p->ip_len;
+	fib.tot_len = 0; /* no MTU check: GSO packets exceed the MTU until segmented */
 	fib.ifindex = skb->ifindex;
 	if (p->family == 4) {
 		if (RD32(p->ip, 16) == RD32(p->ip0, 16))
@@ -250,19 +250,22 @@ __attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
 		__builtin_memcpy(fib.ipv6_src, &p->ip[8], 16);
 		__builtin_memcpy(fib.ipv6_dst, &p->ip[24], 16);
 	}
-	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	/*
+	 * A forwarding lookup from the device the stack chose: the kernel answers
+	 * only where forwarding is enabled on it (the agent enables it on the
+	 * interfaces it serves); otherwise FWD_DISABLED, counted as a miss.
+	 */
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
 		count(C_ROUTE_MISS);
 		return 0;
 	}
-	struct bpf_redir_neigh nh;
-	__builtin_memset(&nh, 0, sizeof(nh));
-	nh.nh_family = fib.family;
-	if (fib.family == 2)
-		nh.ipv4_nh = fib.ipv4_dst;
-	else
-		__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
-	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0) == TC_ACT_REDIRECT ? 1 : 0;
+	/*
+	 * No next-hop parameters: the helper routes the packet again on that
+	 * device and attaches the new route, so that a packet held for address
+	 * resolution is released toward the new next hop, not the stack's.
+	 */
+	return bpf_redirect_neigh(fib.ifindex, 0, 0, 0) == TC_ACT_REDIRECT ? 1 : 0;
 }
 
 /*
