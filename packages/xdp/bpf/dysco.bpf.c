@@ -107,6 +107,28 @@ struct {
 	__type(value, __u8[CHUNK + 8]);
 } dysco_buf SEC(".maps");
 
+/*
+ * The clock of lastSeen and created: CLOCK_MONOTONIC at jiffy resolution,
+ * enough for idle timeouts and much cheaper than the precise clock.
+ */
+static __always_inline __u64 now_ns(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/*
+ * Per-entry statistics. Plain adds: one session's packets are handled by one
+ * CPU at a time in the common case, and the counts are statistics (idle
+ * reclaim reads lastSeen), so a rare lost increment is the better trade
+ * than a locked add on every packet.
+ */
+#define TOUCH(ent, len)                   \
+	do {                              \
+		(ent)->packets += 1;      \
+		(ent)->bytes += (len);    \
+		(ent)->last_seen = now_ns(); \
+	} while (0)
+
 enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3, V_REDIRECT = 4 };
 
 /* write_back's result as a verdict: 1 means rewritten and redirected toward the new destination. */
@@ -402,7 +424,7 @@ static __always_inline int steer_syn(void *ctx, enum dysco_ctx kind, struct dysc
 	apply_path(p, &w->eg.old);
 
 	/* entries */
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = now_ns();
 	__builtin_memset(&w->eg.new_path, 0, sizeof(w->eg) - sizeof(w->eg.old));
 	w->eg.flags = EGRESS_SND_HIGH | EGRESS_SYN_PAYLOAD;
 	w->eg.snd_high = pkt_seq(p) + 1;
@@ -596,9 +618,7 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 					      struct dysco_egress *e)
 {
 	__u8 flags = p->flags;
-	__sync_fetch_and_add(&e->packets, 1);
-	__sync_fetch_and_add(&e->bytes, p->ip_len);
-	e->last_seen = bpf_ktime_get_ns();
+	TOUCH(e, p->ip_len);
 	__u32 S = pkt_seq(p);
 	__u32 end = S + p->payload_len + ((flags & TCP_SYN) ? 1 : 0) + ((flags & TCP_FIN) ? 1 : 0);
 	seq_update(&e->snd_high, &e->flags, EGRESS_SND_HIGH, end, 1);
@@ -719,7 +739,7 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 	struct dysco_pkt *p = scratch(0);
 	if (!p)
 		return V_PASS;
-	count(C_PACKETS_SEEN);
+
 	int r = parse(ctx, kind, p);
 	p->egress = kind == CTX_TC;
 	if (r == PARSE_PASS)
@@ -742,9 +762,7 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 					       struct dysco_ingress *in)
 {
 	__u8 flags = p->flags;
-	__sync_fetch_and_add(&in->packets, 1);
-	__sync_fetch_and_add(&in->bytes, p->ip_len);
-	in->last_seen = bpf_ktime_get_ns();
+	TOUCH(in, p->ip_len);
 	apply_path(p, &in->rewrite);
 	__u32 seq = pkt_seq(p);
 	__u32 ack = pkt_ack(p);
@@ -822,7 +840,7 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 		if (!tag)
 			return V_ERROR;
 	}
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = now_ns();
 	/* the packet: metadata out, onto the session tuple */
 	p->payload_diff = ~meta_sum(w, w->meta_len) & 0xffff;
 	set_ip_len(p, p->ihl + p->thl);
@@ -872,9 +890,7 @@ static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, str
 		return V_DROP;
 	}
 	count(C_SYN_RETRANSMITTED);
-	__sync_fetch_and_add(&in->packets, 1);
-	__sync_fetch_and_add(&in->bytes, p->ip_len);
-	in->last_seen = bpf_ktime_get_ns();
+	TOUCH(in, p->ip_len);
 	p->payload_diff = ~meta_sum(w, w->meta_len) & 0xffff;
 	set_ip_len(p, p->ihl + p->thl);
 	apply_path(p, &in->rewrite);
@@ -890,7 +906,7 @@ static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 	struct dysco_pkt *p = scratch(0);
 	if (!p)
 		return V_PASS;
-	count(C_PACKETS_SEEN);
+
 	int r = parse(ctx, kind, p);
 	if (r == PARSE_PASS)
 		return V_PASS;

@@ -15,7 +15,7 @@ export const COUNTER_NAMES = [
   'noLocalAddress',
   'twoPathSplit',
   'synRetransmitted',
-  /** Packets the programs looked at. */
+  /** Packets the programs looked at: computed from the others (see sumCounters), not counted per packet. */
   'packetsSeen',
   /** Packets rewritten. */
   'rewritten',
@@ -45,5 +45,9 @@ export function sumCounters(perCpu: (i: number) => Buffer[]): Counters {
     for (const v of perCpu(i)) total += v.readBigUInt64LE(0);
     out[name] = total;
   });
+  // every packet ends rewritten, passed, or dropped with exactly one reason
+  out.packetsSeen =
+    out.rewritten + out.passed + out.malformedPacket + out.malformedMetadata + out.authFailed + out.chainTooLong +
+    out.noPortAvailable + out.entryConflict + out.kernelError + out.splitFailed;
   return out;
 }
