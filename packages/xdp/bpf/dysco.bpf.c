@@ -751,9 +751,10 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
 	if (e)
 		return egress_established(ctx, kind, p, e);
-	if ((p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-		return egress_syn(ctx, kind, p);
-	return V_PASS;
+	int v = (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN ? egress_syn(ctx, kind, p) : V_PASS;
+	if (v == V_PASS)
+		count(C_UNKNOWN_SESSION);
+	return v;
 }
 
 /* ---- ingress ----------------------------------------------------------------- */
@@ -933,6 +934,7 @@ static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 		if (cfg && is_local(cfg, &dst))
 			return ingress_syn(ctx, kind, p, w, cfg);
 	}
+	count(C_UNKNOWN_SESSION);
 	return V_PASS;
 }
 

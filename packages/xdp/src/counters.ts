@@ -31,6 +31,8 @@ export const COUNTER_NAMES = [
   'notLinear',
   /** A rewritten packet's new destination had no route (sent on as the stack routed it). */
   'routeMiss',
+  /** TCP packets of no known session (passed untouched; SYNs no policy steers included). */
+  'unknownSession',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

@@ -171,6 +171,7 @@ enum dysco_counter {
 	C_SPLIT_FAILED,
 	C_NOT_LINEAR,
 	C_ROUTE_MISS,
+	C_UNKNOWN_SESSION,
 	C_COUNTERS
 };
 
