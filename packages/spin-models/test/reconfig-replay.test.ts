@@ -302,6 +302,7 @@ export const CONFIGS: readonly Config[] = [
   { name: 'three losses', defines: ['-DLOSSES=3'], xBox: true, yBox: true },
   { name: 'early teardown timer', defines: ['-DSPURIOUS=1'], xBox: true, yBox: true },
   { name: 'contention', defines: ['-DCONTEND=1'], xBox: true, yBox: true },
+  { name: 'two bytes one way, one back', defines: ['-DKA=2', '-DKB=1', '-DDELTA=1', '-DDELTA_BA=1'], xBox: true, yBox: true },
   { name: 'three losses, two retries', defines: ['-DLOSSES=3', '-DRETRIES=2'], xBox: true, yBox: true, retries: 2 },
 ];
 
