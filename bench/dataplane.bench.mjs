@@ -24,7 +24,7 @@ if (process.getuid?.() !== 0) {
 }
 
 const pinRoot = `/sys/fs/bpf/dysco-bench-${process.pid}`;
-const dp = DataPlane.open({ pinRoot });
+const dp = DataPlane.open({ pinRoot }); // maps sized for a million sessions, as an agent's
 process.on('exit', () => {
   dp.close();
   rmSync(pinRoot, { recursive: true, force: true });

@@ -63,8 +63,8 @@ export class BpfMap {
   readonly keySize: number;
   /** Value size in bytes (of one CPU's value for per-CPU maps). */
   readonly valueSize: number;
-  /** Capacity. */
-  readonly maxEntries: number;
+  /** Capacity (changed by {@link BpfMap.resize} before the object is loaded). */
+  maxEntries: number;
   /** `map_flags` (BPF_F_*). */
   readonly flags: number;
   /** Path this map was last pinned at through {@link BpfMap.pin}, or opened from. */
@@ -83,6 +83,22 @@ export class BpfMap {
     this.maxEntries = meta.maxEntries;
     this.flags = meta.flags;
     this.#pinnedAt = pinnedAt;
+  }
+
+  /**
+   * Sets the capacity of a map of an object that is not loaded yet (the
+   * size the C definition declares is only a default).
+   */
+  resize(maxEntries: number): void {
+    const src = this.#src;
+    if (src.kind !== 'object') throw new BpfError({ errno: 22, op: `resize map '${this.name}'`, details: ['only maps of an object can be resized, before it is loaded'] });
+    if (src.owner.loaded) throw new BpfError({ errno: 16, op: `resize map '${this.name}'`, details: ['the object is loaded already: resize before load()'] });
+    if (!Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > 0xffffffff) {
+      throw new BpfError({ errno: 22, op: `resize map '${this.name}'`, details: [`${maxEntries} is not a positive u32`] });
+    }
+    const r = lib.bpf_map__set_max_entries(src.ptr, maxEntries);
+    if (r < 0) throw new BpfError({ errno: -r, op: `resize map '${this.name}' to ${maxEntries} entries` });
+    this.maxEntries = maxEntries;
   }
 
   /** @internal Wraps a libbpf map of an object. */

@@ -67,6 +67,7 @@ export const lib = {
   bpf_map__value_size: f(bpf, 'uint32_t bpf_map__value_size(void *map)') as (m: MapPtr) => number,
   bpf_map__max_entries: f(bpf, 'uint32_t bpf_map__max_entries(void *map)') as (m: MapPtr) => number,
   bpf_map__map_flags: f(bpf, 'uint32_t bpf_map__map_flags(void *map)') as (m: MapPtr) => number,
+  bpf_map__set_max_entries: f(bpf, 'int bpf_map__set_max_entries(void *map, uint32_t max_entries)') as (m: MapPtr, n: number) => number,
   bpf_map__pin: f(bpf, 'int bpf_map__pin(void *map, const char *path)') as (m: MapPtr, path: string | null) => number,
   bpf_map__unpin: f(bpf, 'int bpf_map__unpin(void *map, const char *path)') as (m: MapPtr, path: string | null) => number,
   bpf_map__pin_path: f(bpf, 'const char *bpf_map__pin_path(void *map)') as (m: MapPtr) => string | null,

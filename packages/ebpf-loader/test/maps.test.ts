@@ -165,3 +165,17 @@ t.test('pin, reopen with fromPinned, unpin', { skip: needsRoot }, async (t) => {
   again.close();
   t.throws(() => again.lookup(key(42)), /closed/);
 });
+
+t.test('resize: a map takes the capacity set before load, and refuses it after', { skip: needsRoot }, async (t) => {
+  const obj = BpfObject.open(compileBpf('basic'));
+  t.teardown(() => obj.close());
+  const m = obj.map('hash_map');
+  t.equal(m.maxEntries, 1024, 'the size the C definition declares');
+  t.throws(() => m.resize(0), /not a positive u32/);
+  m.resize(3);
+  obj.load();
+  t.equal(m.maxEntries, 3);
+  for (let i = 0; i < 3; i++) m.update(key(i), val64(BigInt(i)));
+  t.throws(() => m.update(key(3), val64(3n)), { code: 'E2BIG' }, 'the kernel map holds 3 entries');
+  t.throws(() => m.resize(10), /resize before load/);
+});

@@ -77,7 +77,18 @@ export interface DataPlaneOptions {
   readonly pinRoot?: string;
   /** The compiled object; default: this package's build output. */
   readonly object?: string;
+  /**
+   * Concurrent sessions the maps are sized for (default 1,048,576: about
+   * 840 MB of kernel memory, preallocated). The egress map holds two
+   * entries per session, the ingress map three, the SYN maps a sixteenth.
+   * Maps already pinned keep the size they were created with; opening them
+   * with another size fails.
+   */
+  readonly maxSessions?: number;
 }
+
+/** Default of {@link DataPlaneOptions.maxSessions}. */
+export const DEFAULT_MAX_SESSIONS = 1 << 20;
 
 export type AttachMode = 'auto' | 'xdp' | 'tc';
 
@@ -110,6 +121,19 @@ export class DataPlane {
     const pinRoot = opts.pinRoot ?? '/sys/fs/bpf/dysco';
     mountBpffs();
     const obj = BpfObject.open(file, { pinRoot });
+    const sessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
+    if (!Number.isInteger(sessions) || sessions < 16 || sessions > 1 << 24) {
+      throw new Error(`maxSessions must be an integer in 16..${1 << 24}, got ${sessions}`);
+    }
+    const side = Math.max(1024, Math.ceil(sessions / 16));
+    const sizes: [string, number][] = [
+      [MAP_NAMES.egress, 2 * sessions],
+      [MAP_NAMES.ingress, 3 * sessions],
+      [MAP_NAMES.pending, side],
+      [MAP_NAMES.natTags, side],
+      [MAP_NAMES.synPayloads, side],
+    ];
+    for (const [name, n] of sizes) obj.map(name).resize(n);
     obj.load();
     return new DataPlane(obj, pinRoot);
   }

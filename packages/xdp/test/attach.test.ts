@@ -97,6 +97,8 @@ t.test('a restarted data plane finds its sessions in the pinned maps', skip ? { 
 
   const second = DataPlane.open({ pinRoot });
   t.teardown(() => second.close());
+  t.equal(second.map('egress').maxEntries, 2 * 1048576, 'sized for a million sessions by default');
+  t.equal(second.map('ingress').maxEntries, 3 * 1048576);
   t.ok(second.map('egress').lookup(Buffer.from(encodeTupleKey(session))), 'the egress entry survived the restart');
   const pkt = buildTcpPacket({ tuple: session, seq: 1, ack: 2, flags: TCP_ACK, window: 100, payload: new Uint8Array(10) });
   const want = new Rewriter({ localAddresses: [], table }).egress(pkt);

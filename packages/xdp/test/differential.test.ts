@@ -22,7 +22,7 @@ const path = process.env.DYSCO_DIFF_PATH;
 
 t.test('reference rewriter and compiled programs agree', skip ? { skip } : {}, async (t) => {
   const pinRoot = `/sys/fs/bpf/dysco-diff-${process.pid}`;
-  const dp = DataPlane.open({ pinRoot });
+  const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
   t.teardown(() => {
     dp.close();
     rmSync(pinRoot, { recursive: true, force: true });

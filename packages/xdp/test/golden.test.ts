@@ -40,7 +40,7 @@ t.test('the reference produces the golden bytes', async (t) => {
 
 t.test('the compiled programs produce the golden bytes and reject the bad', skip ? { skip } : {}, async (t) => {
   const pinRoot = `/sys/fs/bpf/dysco-golden-${process.pid}`;
-  const dp = DataPlane.open({ pinRoot });
+  const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
   t.teardown(() => {
     dp.close();
     rmSync(pinRoot, { recursive: true, force: true });

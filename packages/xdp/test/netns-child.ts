@@ -6,7 +6,7 @@
 import { DataPlane, type AttachMode } from '@dysco/xdp';
 
 const [ifname, mode, pinRoot] = process.argv.slice(2) as [string, AttachMode, string];
-const dp = DataPlane.open({ pinRoot });
+const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
 try {
   const made = dp.attach(ifname, mode);
   process.stdout.write(`${JSON.stringify(made.map((a) => a.kind))}\n`);

@@ -16,7 +16,7 @@ const table = new SessionTable();
 table.installEgress({ key: session, old: plainRewrite(sub), twoPath: undefined, sndHigh: undefined, packets: 0, bytes: 0, lastSeen: 0 });
 table.installIngress({ key: reverseTuple(sub), rewrite: plainRewrite(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
 
-const dp = DataPlane.open({ pinRoot });
+const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
 dp.configure({ localAddresses: [ip('10.1.0.1'), ip('10.2.0.1')], route: routeArg === 'route' });
 dp.install(encodeTableMaps(table));
 dp.attach('ab', 'tc');

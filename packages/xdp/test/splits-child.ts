@@ -25,7 +25,7 @@ const obj = join(dir, 'tap.bpf.o');
 const cc = spawnSync('clang', ['-O2', '-g', '-target', 'bpfel', '-I/usr/include/x86_64-linux-gnu', '-c', src, '-o', obj], { encoding: 'utf8' });
 if (cc.status !== 0) throw new Error(`clang failed on tap.bpf.c: ${cc.stderr}`);
 
-const dp = DataPlane.open({ pinRoot });
+const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
 const tap = BpfObject.open(obj);
 tap.load();
 const frames: Buffer[] = [];

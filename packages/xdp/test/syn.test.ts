@@ -19,7 +19,7 @@ const seed = process.env.DYSCO_SYN_SEED === undefined ? undefined : Number(proce
 
 t.test('SYNs: reference rewriter and compiled programs agree', skip ? { skip } : {}, async (t) => {
   const pinRoot = `/sys/fs/bpf/dysco-syn-${process.pid}`;
-  const dp = DataPlane.open({ pinRoot });
+  const dp = DataPlane.open({ pinRoot, maxSessions: 4096 });
   t.teardown(() => {
     dp.close();
     rmSync(pinRoot, { recursive: true, force: true });
