@@ -12,3 +12,4 @@ export {
 } from './dataplane.js';
 export { COUNTER_NAMES, type CounterName, type Counters, sumCounters } from './counters.js';
 export { decodeEvent, EventRecordError, EVENT_RECORD_SIZE } from './events.js';
+export { hmacKeyStates, hmacTag, sha256Compress, SHA256_IV, HMAC_KEY_SIZE, HMAC_TAG_SIZE, HMAC_MSG_MAX } from './hmac-key.js';
