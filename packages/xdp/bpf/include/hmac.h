@@ -66,6 +66,13 @@ struct hmac_work {
 	struct hmac_tag tag; /* hmac_sha256_verify's computed tag */
 };
 
+/*
+ * Keeps clang from interleaving rounds and schedule steps: with only ten BPF
+ * registers, interleaving spills many words to the stack, and the stack is
+ * shared by the whole call chain (512 bytes).
+ */
+#define HMAC_BARRIER() asm volatile("" ::: "memory")
+
 #define HMAC_ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 #define HMAC_S0(x) (HMAC_ROTR(x, 2) ^ HMAC_ROTR(x, 13) ^ HMAC_ROTR(x, 22))
 #define HMAC_S1(x) (HMAC_ROTR(x, 6) ^ HMAC_ROTR(x, 11) ^ HMAC_ROTR(x, 25))
@@ -81,6 +88,7 @@ struct hmac_work {
 		__u32 t2_ = HMAC_S0(a) + HMAC_MAJ(a, b, c);                \
 		(d) += t1_;                                                \
 		(h) = t1_ + t2_;                                           \
+		HMAC_BARRIER();                                            \
 	} while (0)
 
 #define HMAC_ROUND8(i, k0, k1, k2, k3, k4, k5, k6, k7)                 \
@@ -105,8 +113,10 @@ __attribute__((noinline)) int hmac_compress(struct hmac_work *hw)
 		return HMAC_EINVAL;
 	__u32 *w = hw->w;
 #pragma clang loop unroll(full)
-	for (int t = 16; t < 64; t++)
+	for (int t = 16; t < 64; t++) {
 		w[t] = HMAC_s1(w[t - 2]) + w[t - 7] + HMAC_s0(w[t - 15]) + w[t - 16];
+		HMAC_BARRIER();
+	}
 
 	__u32 a = hw->state[0], b = hw->state[1], c = hw->state[2], d = hw->state[3];
 	__u32 e = hw->state[4], f = hw->state[5], g = hw->state[6], h = hw->state[7];
