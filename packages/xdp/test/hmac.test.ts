@@ -101,7 +101,7 @@ const skip = kernelSkipReason();
 
 // struct hmac_in and struct hmac_out of hmac-test.bpf.c
 const IN = { key: 0, len: 64, mode: 68, msgOff: 72, expect: 80, msg: 96, size: 616 } as const;
-const MODE = { tag: 0, verify: 1, none: 2 } as const;
+const MODE = { tag: 0, verify: 1, none: 2, direct: 3 } as const;
 
 t.test('kernel: hmac.h against node:crypto', skip ? { skip } : {}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dysco-hmac-'));
@@ -121,6 +121,7 @@ t.test('kernel: hmac.h against node:crypto', skip ? { skip } : {}, async (t) => 
   t.equal(inMap.valueSize, IN.size, 'struct hmac_in as laid out here');
   const zero = Buffer.alloc(4);
   const packet = Buffer.alloc(64);
+  const junk = Buffer.from(Array.from({ length: IN.size - IN.msg }, (_, i) => (i * 151 + 89) & 0xff));
 
   const run = (states: Buffer, msg: Uint8Array, opts: { mode?: number; msgOff?: number; expect?: Buffer; len?: number; repeat?: number } = {}) => {
     const v = Buffer.alloc(IN.size);
@@ -129,6 +130,7 @@ t.test('kernel: hmac.h against node:crypto', skip ? { skip } : {}, async (t) => 
     v.writeUInt32LE(opts.mode ?? MODE.tag, IN.mode);
     v.writeUInt32LE(opts.msgOff ?? 0, IN.msgOff);
     opts.expect?.copy(v, IN.expect);
+    junk.copy(v, IN.msg); // bytes around the message must not matter
     Buffer.from(msg).copy(v, IN.msg + (opts.msgOff ?? 0));
     inMap.update(zero, v);
     const r = prog.testRun({ data: packet, ...(opts.repeat ? { repeat: opts.repeat } : {}) });
@@ -142,6 +144,8 @@ t.test('kernel: hmac.h against node:crypto', skip ? { skip } : {}, async (t) => 
       const r = run(hmacKeyStates(v.key), v.data);
       t.equal(r.rc, 0);
       t.equal(r.tag.toString('hex'), v.mac.slice(0, 32), `RFC 4231 ${v.name}`);
+      const direct = run(hmacKeyStates(v.key), v.data, { mode: MODE.direct });
+      t.equal(direct.tag.toString('hex'), v.mac.slice(0, 32), `RFC 4231 ${v.name}, message in place in an array map, tag on the stack`);
     }
   });
 
