@@ -21,6 +21,23 @@
  * msg may point anywhere with HMAC_MSG_MAX bytes after it inside a map value
  * (e.g. (const struct hmac_msg *)w->meta with __u8 meta[520]).
  *
+ * Measured (clang 14, Linux 6.18, test/hmac.test.ts): the whole library
+ * costs a program about 8,900 processed instructions, verified once per
+ * program; stack frames 64 (hmac_sha256_tag, with bpf_loop's inlining),
+ * 0 (callback), 32 (hmac_load_block), 80 (hmac_compress), 16
+ * (hmac_sha256_verify): a call adds at most 144 bytes (160 through verify)
+ * to the caller's chain. About 300 ns per compression; a tag needs
+ * (len + 9 + 63) / 64 + 1 of them (about 1 us for 100 bytes).
+ *
+ * Use:
+ *   struct work { __u8 meta[520]; ...; struct hmac_tag rx_tag; struct hmac_work hw; };  // per-CPU array value
+ *   struct hmac_key *key = bpf_map_lookup_elem(&keys, &id);    // from hmacKeyStates()
+ *   if (!w || !key) ...;
+ *   struct hmac_tag tag;
+ *   if (hmac_sha256_tag(&w->hw, key, (const struct hmac_msg *)w->meta, len, &tag) != HMAC_OK) drop;
+ *   if (hmac_sha256_verify(&w->hw, key, (const struct hmac_msg *)w->meta, len,
+ *                          &w->rx_tag) != HMAC_OK) drop;
+ *
  * Timing: the tag's computation does not branch on message or key bytes
  * (padding is selected arithmetically); it depends on len only through the
  * number of blocks.
@@ -57,7 +74,7 @@ struct hmac_tag {
 	__u8 b[HMAC_TAG_LEN];
 };
 
-/* Scratch, one per CPU (a per-CPU array value, or a member of one): 324 bytes. */
+/* Scratch, one per CPU (a per-CPU array value, or a member of one): 312 bytes. */
 struct hmac_work {
 	__u32 state[8];
 	__u32 w[64];         /* message schedule */
