@@ -388,7 +388,8 @@ static __always_inline int steer_syn(void *ctx, enum dysco_ctx kind, struct dysc
 			return V_DROP;
 		}
 	}
-	meta_encode(w);
+	if (meta_encode(w, cfg) < 0)
+		return V_ERROR;
 	if (w->meta_len > DYSCO_MAX_SYN_PAYLOAD) {
 		count(C_CHAIN_TOO_LONG);
 		return V_DROP;
@@ -803,7 +804,7 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 
 static __always_inline int meta_drop(int r)
 {
-	count(r == META_CHAIN_TOO_LONG ? C_CHAIN_TOO_LONG : C_MALFORMED_METADATA);
+	count(r == META_CHAIN_TOO_LONG ? C_CHAIN_TOO_LONG : r == META_AUTH_FAILED ? C_AUTH_FAILED : C_MALFORMED_METADATA);
 	return V_DROP;
 }
 
@@ -826,7 +827,7 @@ static __always_inline __u32 fresh_nat_tag(struct dysco_config *cfg)
 static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
 				       struct dysco_config *cfg)
 {
-	int r = meta_decode(w, p->family);
+	int r = meta_decode(w, cfg, p->family);
 	if (r != META_OK)
 		return meta_drop(r);
 	reverse_tuple(&w->rsession, &w->session);
@@ -883,7 +884,10 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, struct syn_work *w,
 					     struct dysco_ingress *in)
 {
-	int r = meta_decode(w, p->family);
+	struct dysco_config *cfg = config();
+	if (!cfg)
+		return V_ERROR;
+	int r = meta_decode(w, cfg, p->family);
 	if (r != META_OK)
 		return meta_drop(r);
 	if (!tuple_eq(&w->session, &in->rewrite.tuple)) {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Address, DEFAULT_PORT_HIGH, DEFAULT_PORT_LOW, type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
+import { type Address, type AuthKey, DEFAULT_PORT_HIGH, DEFAULT_PORT_LOW, type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
 import {
   type Attachment,
   BpfMap,
@@ -14,6 +14,7 @@ import {
 } from 'ebpf-ts-loader';
 import { COUNTER_NAMES, type Counters, sumCounters } from './counters.js';
 import { decodeEvent } from './events.js';
+import { hmacKeyStates } from './hmac-key.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -34,10 +35,23 @@ export const MAP_NAMES = {
   events: 'dysco_events',
   config: 'dysco_config',
   policyOrder: 'dysco_policy_order',
+  keys: 'dysco_keys',
 } as const;
 
+/** Keys of the maps' `dysco_keys` (the kernel holds up to this many). */
+export const MAX_KEYS = 64;
+
+/** The key ring of SYN metadata authentication, as the protocol's KeyRing takes it. */
+export interface DataPlaneAuth {
+  readonly keys: readonly AuthKey[];
+  /** Key that signs new metadata; default the first. */
+  readonly sendKeyId?: number;
+  /** Refuse unsigned metadata; default true when there are keys. */
+  readonly requireAuth?: boolean;
+}
+
 /** Size of `struct dysco_config` (bpf/include/steer.h). */
-export const CONFIG_SIZE = 184;
+export const CONFIG_SIZE = 192;
 /** Local addresses the kernel holds (`DYSCO_MAX_LOCALS`). */
 export const MAX_LOCAL_ADDRESSES = 8;
 /** Policies the kernel matches in order (`DYSCO_MAX_POLICIES`). */
@@ -57,6 +71,12 @@ export interface DataPlaneConfig {
    * destination. Default true; off only in test runs.
    */
   readonly route?: boolean;
+  /**
+   * SYN metadata authentication (the same keys as the protocol's KeyRing):
+   * signed on the way out, verified on the way in. The kernel holds only
+   * the HMAC states derived from each secret, never the secret itself.
+   */
+  readonly auth?: DataPlaneAuth;
 }
 
 /** The entry programs. */
@@ -183,12 +203,31 @@ export class DataPlane {
     b.writeUInt16LE(low, 8);
     b.writeUInt16LE(high, 10);
     b.writeUInt32LE(c.localAddresses.length, 16);
-    b.writeUInt32LE(c.route === false ? 0 : 1, 20);
+    const auth = c.auth;
+    if (auth && auth.keys.length > MAX_KEYS) throw new Error(`at most ${MAX_KEYS} keys fit the data plane`);
+    const sendKeyId = auth ? (auth.sendKeyId ?? auth.keys[0]?.keyId) : undefined;
+    if (auth && sendKeyId !== undefined && !auth.keys.some((k) => k.keyId === sendKeyId)) {
+      throw new Error(`the send key ${sendKeyId} is not among the keys`);
+    }
+    const requireAuth = auth ? (auth.requireAuth ?? auth.keys.length > 0) : false;
+    let flags = c.route === false ? 0 : 1;
+    if (auth) flags |= 2;
+    if (requireAuth) flags |= 4;
+    if (sendKeyId !== undefined) flags |= 8;
+    b.writeUInt32LE(flags >>> 0, 20);
     b.fill(0, 24);
     c.localAddresses.forEach((a, i) => {
       b.set(a.bytes, 24 + 20 * i);
       b[24 + 20 * i + 16] = a.family;
     });
+    b.writeUInt32LE((sendKeyId ?? 0) >>> 0, 184);
+    // keys first, so that no moment has the flags without their keys
+    for (const k of [...this.maps.keys.keys()]) this.maps.keys.delete(k);
+    for (const k of auth?.keys ?? []) {
+      const id = Buffer.alloc(4);
+      id.writeUInt32LE(k.keyId >>> 0);
+      this.maps.keys.update(id, hmacKeyStates(k.secret));
+    }
     this.maps.config.update(Buffer.alloc(4), b);
   }
 

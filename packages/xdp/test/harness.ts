@@ -5,6 +5,7 @@
  */
 import {
   type DataPlaneEvent,
+  KeyRing,
   type RewriteResult,
   Rewriter,
   SessionTable,
@@ -120,12 +121,13 @@ export function comparePrepared(
   const refTable = c.makeTable();
   const initial = encodeTableMaps(refTable);
   // routing by the new destination is tested on real interfaces (route.test.ts), not in test runs
-  dp.configure({ localAddresses: c.localAddresses, ports: c.ports, seed: c.seed, route: false });
+  dp.configure({ localAddresses: c.localAddresses, ports: c.ports, seed: c.seed, route: false, ...(c.auth ? { auth: c.auth } : {}) });
   dp.install(initial);
   dp.events();
   const before = dp.counters();
 
-  const ref = new Rewriter({ localAddresses: c.localAddresses, table: refTable, now: () => 0, ports: c.ports, seed: c.seed });
+  const keys = c.auth ? new KeyRing(c.auth.keys, { ...(c.auth.sendKeyId === undefined ? {} : { sendKeyId: c.auth.sendKeyId }), ...(c.auth.requireAuth === undefined ? {} : { requireAuth: c.auth.requireAuth }) }) : undefined;
+  const ref = new Rewriter({ localAddresses: c.localAddresses, table: refTable, now: () => 0, ports: c.ports, seed: c.seed, ...(keys ? { keys } : {}) });
   const result: RewriteResult = c.direction === 'egress' ? ref.egress(pkt) : ref.ingress(pkt);
   const input = ethFor(pkt);
   // A length change (split, link padding) leaves the skb CHECKSUM_NONE, whose skb->csum the

@@ -5,6 +5,7 @@
  * or not, with metadata or not, damaged or not).
  */
 import fc from 'fast-check';
+import type { DataPlaneAuth } from '@dysco/xdp';
 import {
   type Address,
   type EgressEntry,
@@ -32,12 +33,26 @@ export interface Prepared {
   readonly ports: { readonly low: number; readonly high: number; readonly seed: number };
   readonly seed: number;
   readonly checksumComplete: boolean;
+  /** The agent's key ring (undefined: none, as a Rewriter without keys). */
+  readonly auth?: DataPlaneAuth;
 }
+
+const secret7 = new Uint8Array(32).fill(9);
+const secret8 = new Uint8Array(40).fill(3);
+/** Key rings an agent may have. */
+const authArb: fc.Arbitrary<DataPlaneAuth | undefined> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(undefined) },
+  { weight: 2, arbitrary: fc.constant<DataPlaneAuth>({ keys: [{ keyId: 7, secret: secret7 }] }) },
+  { weight: 1, arbitrary: fc.constant<DataPlaneAuth>({ keys: [{ keyId: 7, secret: secret7 }, { keyId: 8, secret: secret8 }], sendKeyId: 8, requireAuth: false }) },
+  { weight: 1, arbitrary: fc.constant<DataPlaneAuth>({ keys: [{ keyId: 8, secret: secret8 }] }) },
+  { weight: 1, arbitrary: fc.constant<DataPlaneAuth>({ keys: [] }) },
+);
 
 const port = fc.integer({ min: 1, max: 0xffff });
 const addr = (family: 4 | 6): fc.Arbitrary<Address> =>
   fc.uint8Array({ minLength: family === 4 ? 4 : 16, maxLength: family === 4 ? 4 : 16 }).map((bytes) => ({ family, bytes }));
 const keys = new KeyRing([{ keyId: 7, secret: new Uint8Array(32).fill(9) }]);
+export { keys as senderKeys };
 
 function egress(key: FiveTuple, to: FiveTuple, synPayload?: Uint8Array): EgressEntry {
   return { key, old: plainRewrite(to), twoPath: undefined, sndHigh: 5, packets: 1, bytes: 60, lastSeen: 0, synPayload };
@@ -101,6 +116,7 @@ export function egressSynArb(): fc.Arbitrary<Prepared> {
         options: synOptions,
         flags: fc.constantFrom(0x02, 0x02, 0x02, 0x12),
         payload: fc.oneof({ weight: 9, arbitrary: fc.constant(new Uint8Array(0)) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 20 }) }),
+        auth: authArb,
       })
       .map((r): Prepared => {
         const locals = r.noLocal ? (r.otherLocal ? [r.otherLocal] : []) : [r.local, ...(r.otherLocal ? [r.otherLocal] : [])];
@@ -148,6 +164,7 @@ export function egressSynArb(): fc.Arbitrary<Prepared> {
           ports: { ...r.range, seed: r.portSeed },
           seed: r.tagSeed,
           checksumComplete: false,
+          auth: r.auth,
         };
       }),
   );
@@ -170,6 +187,7 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
         conflict: fc.constantFrom('none', 'none', 'none', 'none', 'egress', 'pending', 'again', 'againOther'),
         options: synOptions,
         tagSeed: fc.integer({ min: 0, max: 0xffffffff }),
+        auth: authArb,
       })
       .map((r): Prepared => {
         const session = r.session;
@@ -207,6 +225,7 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
           ports: { low: 61000, high: 65535, seed: 1 },
           seed: r.tagSeed,
           checksumComplete: false,
+          auth: r.auth,
         };
       }),
   );

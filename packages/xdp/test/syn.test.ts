@@ -41,4 +41,19 @@ t.test('SYNs: reference rewriter and compiled programs agree', skip ? { skip } :
     t.comment(`${name}: ${stats.rewritten} rewritten, ${stats.dropped} dropped`);
     t.ok(stats.rewritten > runs / 3, `${name}: most SYNs are steered or stripped, not passed`);
   }
+  // every outcome of the SYN path was reached (the counters add up over all cases)
+  const c = dp.counters();
+  for (const name of [
+    'authFailed',
+    'malformedMetadata',
+    'chainTooLong',
+    'entryConflict',
+    'noPortAvailable',
+    'tfoNotSteered',
+    'noLocalAddress',
+    'natTagNoRoom',
+    'synRetransmitted',
+  ] as const) {
+    t.ok(c[name] > 0n, `${name} reached (${c[name]})`);
+  }
 });

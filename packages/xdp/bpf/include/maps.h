@@ -84,12 +84,20 @@ struct dysco_config {
 	__u16 port_high;
 	__u32 policy_count; /* entries of dysco_policy_order in use */
 	__u32 local_count;
-	__u32 flags; /* CONFIG_ROUTE */
+	__u32 flags; /* CONFIG_* */
 	struct dysco_slot locals[DYSCO_MAX_LOCALS];
+	__u32 send_key_id; /* key that signs new metadata, with CONFIG_SIGN */
+	__u32 pad2;
 };
 
 /* Route rewritten packets at TC egress by their new destination (FIB lookup, neighbour redirect). */
 #define CONFIG_ROUTE 1u
+/* A key ring is configured: signed metadata is verified (the reference with `keys`). */
+#define CONFIG_KEYS 2u
+/* Unsigned metadata is refused. */
+#define CONFIG_REQUIRE_AUTH 4u
+/* New metadata is signed with send_key_id. */
+#define CONFIG_SIGN 8u
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

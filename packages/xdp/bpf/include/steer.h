@@ -12,8 +12,19 @@
 #define DYSCO_STEER_H
 
 #define DYSCO_MAX_POLICIES 1024
+#include "hmac.h"
+
 #define META_MAX 512
 #define META_CHAIN_MAX 16
+
+/* The agent's keys: HMAC-SHA256 states after the ipad and opad blocks (src/hmac-key.ts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct hmac_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dysco_keys SEC(".maps");
 
 /* Policy ids in id order (the first match wins). */
 struct {
@@ -40,6 +51,8 @@ struct syn_work {
 	struct dysco_pending pend;
 	struct dysco_syn_payload sp;
 	struct dysco_event ev;
+	struct hmac_work hw;
+	struct hmac_tag tag;
 	/* decoder cursor: kept in the map value, so the verifier need not follow its values */
 	__u32 cursor;
 	__u32 end;
@@ -192,10 +205,17 @@ static __always_inline void meta_put_addr(struct syn_work *w, __u32 *at, const _
 }
 
 /* Unsigned metadata for the session and chain entries [1, chain_len) of w->chain. */
-__attribute__((noinline)) int meta_encode(struct syn_work *w)
+__attribute__((noinline)) int meta_encode(struct syn_work *w, struct dysco_config *cfg)
 {
-	if (!w)
+	if (!w || !cfg)
 		return -1;
+	struct hmac_key *key = 0;
+	if (cfg->flags & CONFIG_SIGN) {
+		__u32 id = cfg->send_key_id;
+		key = bpf_map_lookup_elem(&dysco_keys, &id);
+		if (!key)
+			return -1;
+	}
 	__u32 at = 8;
 	__u32 alen = w->session.family == 4 ? 4 : 16;
 	w->meta[0] = 0xc4;
@@ -220,11 +240,35 @@ __attribute__((noinline)) int meta_encode(struct syn_work *w)
 	at += 4;
 	__u32 n = w->chain_len > 0 ? w->chain_len - 1 : 0;
 	w->meta[at & (META_MAX - 1)] = n;
-	at++;
+	/* the cursor lives in the map value: the verifier need not follow every family combination */
+	w->cursor = at + 1;
 	for (int i = 1; i < DYSCO_MAX_CHAIN + 1; i++) {
 		if (i >= w->chain_len)
 			break;
-		meta_put_addr(w, &at, w->chain[i & (META_CHAIN_MAX - 1)].addr, w->chain[i & (META_CHAIN_MAX - 1)].family);
+		__u32 c = w->cursor;
+		if (c > META_MAX - 17)
+			return -1;
+		meta_put_addr(w, &c, w->chain[i & (META_CHAIN_MAX - 1)].addr, w->chain[i & (META_CHAIN_MAX - 1)].family);
+		w->cursor = c;
+	}
+	at = w->cursor;
+	if (at > META_MAX)
+		return -1;
+	if (key) {
+		/* signed: flag, total length with key id and tag, then the tag over all before it */
+		__u32 id = cfg->send_key_id;
+		__u32 total = at + 4 + HMAC_TAG_LEN;
+		w->meta[5] = 1;
+		w->meta[6] = total >> 8;
+		w->meta[7] = total;
+		if (at > META_MAX - 4 - HMAC_TAG_LEN)
+			return -1;
+		WR32(w->meta, at, id);
+		if (hmac_sha256_tag(&w->hw, key, (const struct hmac_msg *)w->meta, at + 4, &w->tag) != HMAC_OK)
+			return -1;
+		__builtin_memcpy(&w->meta[at + 4], w->tag.b, HMAC_TAG_LEN);
+		w->meta_len = total;
+		return 0;
 	}
 	w->meta[6] = at >> 8;
 	w->meta[7] = at;
@@ -261,15 +305,15 @@ static long meta_entry(__u32 i, void *arg)
 	return 0;
 }
 
-enum meta_result { META_OK = 0, META_MALFORMED = 1, META_CHAIN_TOO_LONG = 2 };
+enum meta_result { META_OK = 0, META_MALFORMED = 1, META_CHAIN_TOO_LONG = 2, META_AUTH_FAILED = 3 };
 
 /*
  * Decodes w->meta (w->meta_len bytes) strictly, into w->session and
  * w->chain, then checks it against the packet's family.
  */
-__attribute__((noinline)) int meta_decode(struct syn_work *w, __u32 family)
+__attribute__((noinline)) int meta_decode(struct syn_work *w, struct dysco_config *cfg, __u32 family)
 {
-	if (!w)
+	if (!w || !cfg)
 		return META_MALFORMED;
 	__u32 n = w->meta_len;
 	if (n < 8 || n > META_MAX)
@@ -286,6 +330,20 @@ __attribute__((noinline)) int meta_decode(struct syn_work *w, __u32 family)
 		if (n < 8 + 20)
 			return META_MALFORMED;
 		end = n - 20;
+		if (cfg->flags & CONFIG_KEYS) {
+			/* verified before the body is read, as the reference does */
+			if (end > META_MAX - 4 - HMAC_TAG_LEN)
+				return META_MALFORMED;
+			__u32 id = RD32(w->meta, end);
+			struct hmac_key *key = bpf_map_lookup_elem(&dysco_keys, &id);
+			if (!key)
+				return META_AUTH_FAILED;
+			__builtin_memcpy(w->tag.b, &w->meta[end + 4], HMAC_TAG_LEN);
+			if (hmac_sha256_verify(&w->hw, key, (const struct hmac_msg *)w->meta, end + 4, &w->tag) != HMAC_OK)
+				return META_AUTH_FAILED;
+		}
+	} else if (cfg->flags & CONFIG_REQUIRE_AUTH) {
+		return META_AUTH_FAILED;
 	}
 	__u32 at = 8;
 	if (at >= end)
