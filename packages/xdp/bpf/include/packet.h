@@ -72,6 +72,31 @@ static __always_inline int ctx_store(void *ctx, enum dysco_ctx kind, __u32 off, 
 	return bpf_skb_store_bytes(ctx, off, from, len, 0);
 }
 
+/*
+ * Copies `len` (a constant) bytes at `off` straight from the packet when
+ * they are in its linear part, else through the helper: the common case
+ * costs no helper call.
+ */
+static __always_inline int ctx_copy(void *ctx, enum dysco_ctx kind, __u32 off, void *to, const __u32 len)
+{
+	void *data, *end;
+	if (kind == CTX_XDP) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
+	if (off <= 255) {
+		void *src = data + (off & 255);
+		if (src + len <= end) {
+			__builtin_memcpy(to, src, len);
+			return 0;
+		}
+	}
+	return ctx_load(ctx, kind, off, to, len);
+}
+
 static __always_inline __u32 ctx_len(void *ctx, enum dysco_ctx kind)
 {
 	if (kind == CTX_XDP)
@@ -182,7 +207,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 	p->payload_diff = 0;
 	p->egress = 0;
 	p->frame_len = ctx_len(ctx, kind);
-	if (ctx_load(ctx, kind, 0, eth, ETH_HLEN) < 0)
+	if (ctx_copy(ctx, kind, 0, eth, ETH_HLEN) < 0)
 		return PARSE_PASS;
 	__u16 proto = ((__u16)eth[12] << 8) | eth[13];
 	p->l3 = ETH_HLEN;
@@ -190,7 +215,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 		return PARSE_PASS;
 	__u32 room = p->frame_len - ETH_HLEN;
 	if (proto == ETH_P_IP) {
-		if (room < 20 || ctx_load(ctx, kind, ETH_HLEN, p->ip, 20) < 0)
+		if (room < 20 || ctx_copy(ctx, kind, ETH_HLEN, p->ip, 20) < 0)
 			return PARSE_PASS;
 		if ((p->ip[0] >> 4) != 4 || p->ip[9] != 6)
 			return PARSE_PASS;
@@ -209,7 +234,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 		__builtin_memcpy(p->key.src, &p->ip[12], 4);
 		__builtin_memcpy(p->key.dst, &p->ip[16], 4);
 	} else if (proto == ETH_P_IPV6) {
-		if (room < 40 || ctx_load(ctx, kind, ETH_HLEN, p->ip, 40) < 0)
+		if (room < 40 || ctx_copy(ctx, kind, ETH_HLEN, p->ip, 40) < 0)
 			return PARSE_PASS;
 		if ((p->ip[0] >> 4) != 6 || p->ip[6] != 6)
 			return PARSE_PASS;
@@ -225,7 +250,7 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 		return PARSE_PASS;
 	}
 	p->l4 = ETH_HLEN + p->ihl;
-	if (ctx_load(ctx, kind, p->l4, p->tcp, 20) < 0)
+	if (ctx_copy(ctx, kind, p->l4, p->tcp, 20) < 0)
 		return PARSE_MALFORMED;
 	__u32 thl = (p->tcp[12] >> 4) * 4;
 	if (thl < 20 || p->ihl + thl > p->ip_len)
@@ -233,9 +258,12 @@ static __always_inline int parse(void *ctx, enum dysco_ctx kind, struct dysco_pk
 	p->thl = thl;
 	p->thl0 = thl;
 	if (thl > 20) {
-		__u32 more = thl - 20;
-		if (more < 1 || more > 40 || ctx_load(ctx, kind, p->l4 + 20, &p->tcp[20], more) < 0)
-			return PARSE_MALFORMED;
+		/* all 40 option bytes at once when the packet has them (bytes past thl are never used) */
+		if (ctx_copy(ctx, kind, p->l4 + 20, &p->tcp[20], 40) < 0) {
+			__u32 more = thl - 20;
+			if (more < 1 || more > 40 || ctx_load(ctx, kind, p->l4 + 20, &p->tcp[20], more) < 0)
+				return PARSE_MALFORMED;
+		}
 	}
 	if (walk_options(p) < 0)
 		return PARSE_MALFORMED;
