@@ -282,6 +282,34 @@ export class DataPlane {
     });
   }
 
+  /**
+   * Delivers events as they arrive, on the JS thread (the ring buffer's
+   * epoll descriptor is watched by the event loop), until the returned
+   * function is called. A record that does not decode goes to `onError`.
+   */
+  watchEvents(onEvent: (e: DataPlaneEvent) => void, onError: (err: unknown) => void): () => void {
+    this.ring?.close();
+    this.ring = new RingBuffer(
+      this.maps.events,
+      (data) => {
+        let e: DataPlaneEvent;
+        try {
+          e = decodeEvent(data);
+        } catch (err) {
+          onError(err);
+          return;
+        }
+        onEvent(e);
+      },
+      { onError },
+    );
+    this.ring.start();
+    return () => {
+      this.ring?.close();
+      this.ring = undefined;
+    };
+  }
+
   /** Events waiting in the ring buffer, decoded, oldest first. */
   events(): DataPlaneEvent[] {
     if (!this.ring) this.ring = new RingBuffer(this.maps.events, (data) => this.queued.push(decodeEvent(data)));

@@ -1,0 +1,805 @@
+import { type Socket as UdpSocket, createSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import {
+  type Address,
+  type ControlMessage,
+  type DataPlaneEvent,
+  DEFAULT_RETRY,
+  type FiveTuple,
+  type Hop,
+  KeyRing,
+  type NackReason,
+  type Policy,
+  PortAllocator,
+  type ProtocolAction,
+  type ProtocolEvent,
+  ReplayCounter,
+  ReplayWindow,
+  type RetryPolicy,
+  SessionProtocol,
+  type TimerName,
+  addressEquals,
+  applyPathAction,
+  decodeControl,
+  encodeControl,
+  formatAddress,
+  formatTuple,
+  isPathAction,
+  parseAddress,
+  parseTuple,
+  policyMatches,
+  reverseTuple,
+  tupleEquals,
+  tupleKey,
+} from '@dysco/protocol';
+import { type AttachMode, COUNTER_NAMES, type Counters, DataPlane } from '@dysco/xdp';
+import { detachPinnedLink, type Attachment } from 'ebpf-ts-loader';
+import type { AgentConfig } from './config.js';
+import { KernelTable } from './kernel-table.js';
+import { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+
+/** What an agent knows about one session it takes part in. */
+export interface SessionRecord {
+  /** Agent-local identifier (what `dysco sessions` shows and commands take). */
+  readonly id: number;
+  readonly proto: SessionProtocol;
+  /** How this agent joined: by the session's SYN (originator, middlebox, last hop) or a reconfiguration's new path (relay). */
+  role: 'originator' | 'middlebox' | 'lastHop' | 'relay';
+  readonly createdAt: number;
+  /**
+   * The agents to the right, in order, ending with the destination, as far
+   * as this agent knows (the chain the SYN carried, updated by the
+   * reconfigurations it anchors). A hint: boxes to the right may have
+   * changed it since.
+   */
+  downstream: Address[];
+  /** Subsession keys that route control messages to this session. */
+  readonly hops: Set<string>;
+  readonly timers: Map<TimerName, NodeJS.Timeout>;
+  ended: 'fin' | 'rst' | undefined;
+  linger: NodeJS.Timeout | undefined;
+  /** Reconfigurations this agent anchors as left anchor: what it will become on completion. */
+  plan: { reconfigId: number; rightAnchor: Address; newChain: readonly Address[] } | undefined;
+}
+
+export type ReconfigRequest =
+  | { readonly kind: 'remove'; readonly box: Address }
+  | { readonly kind: 'insert'; readonly box: Address; readonly after: Address }
+  | { readonly kind: 'replace'; readonly box: Address; readonly with: Address };
+
+export interface ReconfigOutcome {
+  readonly reconfigId: number;
+  readonly session: number;
+  readonly result: 'completed' | 'aborted';
+  readonly reason?: NackReason | undefined;
+  /** Milliseconds from the request to the outcome at this agent. */
+  readonly durationMs: number;
+}
+
+/** A session as `dysco sessions` and the library list it. */
+export interface SessionInfo {
+  readonly id: number;
+  readonly session: string;
+  readonly role: SessionRecord['role'];
+  readonly left: { readonly agent: string; readonly subsession: string } | undefined;
+  readonly right: { readonly agent: string; readonly subsession: string } | undefined;
+  readonly downstream: readonly string[];
+  readonly state: { readonly lock: string; readonly leftAnchor: string; readonly rightAnchor: string; readonly departed: boolean };
+  readonly packets: number;
+  readonly bytes: number;
+  readonly ended: 'fin' | 'rst' | undefined;
+  readonly createdAt: string;
+}
+
+export type AgentEvent =
+  | { readonly type: 'sessionCreated'; readonly session: SessionInfo }
+  | { readonly type: 'sessionEnded'; readonly id: number; readonly session: string; readonly reason: 'fin' | 'rst' | 'idle' }
+  | { readonly type: 'reconfigured'; readonly outcome: ReconfigOutcome; readonly sessionTuple: string };
+
+/** Errors an operator command can get back: bad arguments or a state the command does not apply to. */
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'ENOSESSION' | 'EINVAL' | 'ENOTNEIGHBOUR' | 'EBUSY' | 'ENOPORT' = 'EINVAL',
+  ) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+const STATE_FILE = 'sessions.json';
+const LINKS_DIR = 'links';
+
+interface PersistedSession {
+  id: number;
+  session: string;
+  role: SessionRecord['role'];
+  left?: { agent: string; subsession: string } | undefined;
+  right?: { agent: string; subsession: string } | undefined;
+  downstream: string[];
+  createdAt: number;
+}
+
+const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
+const hopIn = (h: { agent: string; subsession: string } | undefined): Hop | undefined => (h ? { agent: parseAddress(h.agent), subsession: parseTuple(h.subsession) } : undefined);
+const monoNs = () => Number(process.hrtime.bigint());
+
+/**
+ * The agent of one host: loads and attaches the data plane, learns about
+ * sessions from its events, runs the reconfiguration protocol of every
+ * session it anchors or relays, talks to neighbouring agents over UDP, and
+ * serves operator commands (through `server.ts`).
+ */
+export class Agent extends EventEmitter {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly dp: DataPlane;
+  readonly table: KernelTable;
+  private readonly keys: KeyRing | undefined;
+  private readonly counter = new ReplayCounter();
+  private readonly replay = new ReplayWindow();
+  private readonly retry: RetryPolicy;
+  private readonly ports: PortAllocator;
+  private udp: UdpSocket | undefined;
+  private metricsServer: Server | undefined;
+  private stopEvents: (() => void) | undefined;
+  private reclaimTimer: NodeJS.Timeout | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private attachments: Attachment[] = [];
+  private nextSessionId = 1;
+  private nextReconfigId: number;
+  readonly sessions = new Map<number, SessionRecord>();
+  private readonly bySession = new Map<string, SessionRecord>();
+  private readonly byHop = new Map<string, SessionRecord>();
+  private readonly waiting = new Map<number, { session: number; started: number; resolve: (o: ReconfigOutcome) => void }>();
+  private readonly rateLimited = new Map<string, { window: number; count: number }>();
+  private closed = false;
+
+  // metrics
+  private readonly mControlSent = this.metrics.counter('dysco_control_messages_sent_total', 'Control messages sent, by type');
+  private readonly mControlReceived = this.metrics.counter('dysco_control_messages_received_total', 'Control messages accepted, by type');
+  private readonly mControlRejected = this.metrics.counter('dysco_control_messages_rejected_total', 'Control messages dropped, by reason');
+  private readonly mReconfigs = this.metrics.counter('dysco_reconfigurations_total', 'Reconfigurations this agent requested, by outcome');
+  private readonly mSessions = this.metrics.counter('dysco_sessions_total', 'Sessions this agent joined, by role');
+  private readonly mSessionsEnded = this.metrics.counter('dysco_sessions_ended_total', 'Sessions this agent left, by reason');
+  private readonly mErrors = this.metrics.counter('dysco_agent_errors_total', 'Internal errors handled, by where they happened');
+
+  private constructor(config: AgentConfig, dp: DataPlane, log: Logger) {
+    super();
+    this.config = config;
+    this.dp = dp;
+    this.log = log;
+    this.table = new KernelTable(dp);
+    this.keys = config.keys.length > 0 ? new KeyRing(config.keys, { ...(config.sendKeyId !== undefined ? { sendKeyId: config.sendKeyId } : {}), requireAuth: config.requireAuth }) : undefined;
+    this.retry = { ...DEFAULT_RETRY, rto: config.rto, maxRto: config.maxRto };
+    const seed = (Math.random() * 0x7fffffff) | 0;
+    this.ports = new PortAllocator({ low: config.ports.low, high: config.ports.high, seed });
+    // identifiers stay unique across restarts: seconds since the epoch, 16 per second
+    this.nextReconfigId = ((Math.floor(Date.now() / 1000) * 16) >>> 0) || 1;
+    this.metrics.gauge('dysco_sessions', 'Sessions this agent takes part in now', () => [{ labels: {}, value: this.sessions.size }]);
+    this.metrics.gauge('dysco_dataplane_packets_total', 'Data-plane counters summed over CPUs, by counter', () => {
+      const c = this.dp.counters();
+      return COUNTER_NAMES.map((n) => ({ labels: { counter: n }, value: Number(c[n] ?? 0) }));
+    });
+  }
+
+  /**
+   * Starts an agent in the current network namespace: loads the programs
+   * (reusing maps pinned by a previous run, and the sessions in them),
+   * attaches them, opens the control socket and starts consuming events.
+   */
+  static async start(config: AgentConfig, opts: { log?: Logger } = {}): Promise<Agent> {
+    const log = opts.log ?? new Logger(config.logLevel);
+    const reused = existsSync(join(config.pinRoot, 'dysco_egress'));
+    const dp = DataPlane.open({ pinRoot: config.pinRoot, maxSessions: config.maxSessions });
+    const agent = new Agent(config, dp, log);
+    try {
+      await agent.init(reused);
+    } catch (e) {
+      await agent.close({ detach: !reused, removePins: !reused });
+      throw e;
+    }
+    return agent;
+  }
+
+  private async init(reused: boolean): Promise<void> {
+    const c = this.config;
+    this.dp.configure({
+      localAddresses: c.localAddresses,
+      ports: { low: c.ports.low, high: c.ports.high, seed: (Math.random() * 0xffffffff) >>> 0 },
+      seed: (Math.random() * 0xffffffff) >>> 0,
+      route: true,
+      ...(this.keys ? { auth: { keys: c.keys, ...(c.sendKeyId !== undefined ? { sendKeyId: c.sendKeyId } : {}), requireAuth: c.requireAuth } } : {}),
+    });
+    // the configured policies, and those added at run time that the kernel kept
+    const merged = new Map(this.table.policies.map((p) => [p.id, p]));
+    for (const p of c.policies) merged.set(p.id, p);
+    this.table.setPolicies([...merged.values()]);
+    if (reused) this.adopt();
+    this.stopEvents = this.dp.watchEvents(
+      (e) => this.guard('event', () => this.onDataPlaneEvent(e)),
+      (err) => this.fail('event', err),
+    );
+    await this.openControl();
+    for (const ifname of c.interfaces) this.attach(ifname);
+    if (c.metrics) this.metricsServer = await this.metrics.serve(c.metrics.host, c.metrics.port);
+    const every = Math.max(1000, Math.min(30_000, (c.idleTimeout * 1000) / 4));
+    this.reclaimTimer = setInterval(() => this.guard('reclaim', () => this.reclaimIdle()), every);
+    this.reclaimTimer.unref();
+    this.log.info('agent started', {
+      address: formatAddress(c.address),
+      interfaces: c.interfaces,
+      mode: c.mode,
+      controlPort: c.controlPort,
+      pinRoot: c.pinRoot,
+      adoptedSessions: this.sessions.size,
+      policies: this.table.policies.length,
+      authenticated: this.keys !== undefined,
+    });
+  }
+
+  // ---- attachment ----------------------------------------------------------------
+
+  private attach(ifname: string): void {
+    // the FIB helper answers only for interfaces that forward
+    const sysctl = `/proc/sys/net/ipv4/conf/${ifname}/forwarding`;
+    try {
+      if (readFileSync(sysctl, 'utf8').trim() !== '1') {
+        writeFileSync(sysctl, '1');
+        this.log.info('enabled forwarding on the interface (routing by rewritten destination needs it)', { ifname });
+      }
+    } catch (e) {
+      throw new Error(`interface ${ifname}: cannot enable forwarding (${(e as Error).message}); does the interface exist in this namespace?`);
+    }
+    let mode: AttachMode = this.config.mode;
+    if (mode === 'auto') mode = existsSync(`/sys/class/net/${ifname}/device`) ? 'xdp' : 'tc';
+    let made: Attachment[];
+    try {
+      made = this.dp.attach(ifname, mode);
+    } catch (e) {
+      if (this.config.mode !== 'auto' || mode !== 'xdp') throw e;
+      this.log.warn('native XDP refused, using TC', { ifname, error: (e as Error).message });
+      mode = 'tc';
+      made = this.dp.attach(ifname, mode);
+    }
+    // the new programs are in place (behind the old ones, which pass everything on): now the old ones can go
+    const linkDir = join(this.config.pinRoot, LINKS_DIR);
+    mkdirSync(linkDir, { recursive: true });
+    for (const a of made) {
+      const path = join(linkDir, `${ifname}-${a.program}`);
+      if (existsSync(path)) detachPinnedLink(path);
+      if (a.pin) a.pin(path);
+    }
+    this.attachments.push(...made);
+    this.log.info('attached', { ifname, mode, kinds: made.map((a) => a.kind) });
+  }
+
+  // ---- control channel -------------------------------------------------------------
+
+  private openControl(): Promise<void> {
+    const family = this.config.address.family === 6 ? 'udp6' : 'udp4';
+    const udp = createSocket({ type: family, reuseAddr: true });
+    this.udp = udp;
+    udp.on('message', (buf, rinfo) => this.guard('control', () => this.onDatagram(buf, rinfo.address)));
+    udp.on('error', (e) => this.fail('udp', e));
+    return new Promise((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(this.config.controlPort, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private onDatagram(buf: Buffer, fromText: string): void {
+    let from: Address;
+    let m: ControlMessage;
+    try {
+      from = parseAddress(fromText.replace(/^::ffff:/, ''));
+      m = decodeControl(buf, this.keys, { window: this.replay, sender: formatAddress(from) }).message;
+    } catch (e) {
+      const reason = (e as { reason?: string }).reason ?? 'format';
+      this.mControlRejected({ reason });
+      this.warnLimited(`control:${reason}`, 'control message rejected', { from: fromText, reason, error: (e as Error).message, bytes: buf.length });
+      return;
+    }
+    this.mControlReceived({ type: m.type });
+    let rec = this.byHop.get(tupleKey(m.subsession));
+    if (rec?.proto.gone) rec = undefined;
+    if (!rec && m.type === 'syn') {
+      if (this.isSelf(m.rightAnchor)) {
+        rec = [...this.sessions.values()].find(
+          (r) => r.proto.rightAnchorContext.reconfigId === m.reconfigId && r.proto.rightAnchorContext.requester !== undefined && addressEquals(r.proto.rightAnchorContext.requester, m.requester),
+        );
+        if (!rec) rec = this.bySession.get(tupleKey(m.session));
+      } else {
+        const existing = this.bySession.get(tupleKey(m.session));
+        rec = existing && !existing.proto.departed ? existing : this.newRecord(m.session, 'relay', [...m.chain, m.rightAnchor]);
+      }
+      if (rec) this.indexHop(rec, m.subsession);
+    }
+    if (!rec) {
+      this.mControlRejected({ reason: 'unknownSession' });
+      this.warnLimited('control:unknownSession', 'control message for no session of this agent', { from: fromText, type: m.type, subsession: formatTuple(m.subsession) });
+      return;
+    }
+    const proto = rec.proto;
+    let nextHop: Hop | undefined;
+    if (m.type === 'syn' && !this.isSelf(m.rightAnchor) && !proto.right) {
+      nextHop = this.allocateHop(m.chain[0] ?? m.rightAnchor);
+    } else if (m.type === 'rightRequest') {
+      nextHop = this.allocateHop(m.newChain[0] ?? m.rightAnchor);
+      rec.plan = { reconfigId: m.reconfigId, rightAnchor: m.rightAnchor, newChain: m.newChain };
+    }
+    if (nextHop) this.indexHop(rec, nextHop.subsession);
+    this.log.debug('control message', { session: rec.id, from: formatAddress(from), type: m.type, reconfigId: m.reconfigId });
+    this.handle(rec, { type: 'message', message: m, from, ...(nextHop ? { nextHop } : {}) });
+  }
+
+  private send(to: Address, message: ControlMessage): void {
+    const bytes = encodeControl(message, this.keys, this.keys ? this.counter.next() : undefined);
+    this.mControlSent({ type: message.type });
+    this.udp?.send(bytes, this.config.controlPort, formatAddress(to), (err) => {
+      if (err) this.warnLimited('udp-send', 'control message not sent', { to: formatAddress(to), type: message.type, error: err.message });
+    });
+  }
+
+  // ---- sessions ----------------------------------------------------------------------
+
+  isSelf(a: Address): boolean {
+    return this.config.localAddresses.some((l) => addressEquals(l, a));
+  }
+
+  private newRecord(session: FiveTuple, role: SessionRecord['role'], downstream: Address[], id?: number, createdAt?: number): SessionRecord {
+    const rec: SessionRecord = {
+      id: id ?? this.nextSessionId++,
+      proto: new SessionProtocol({ self: this.config.address, session, retry: this.retry }),
+      role,
+      createdAt: createdAt ?? Date.now(),
+      downstream,
+      hops: new Set(),
+      timers: new Map(),
+      ended: undefined,
+      linger: undefined,
+      plan: undefined,
+    };
+    if (rec.id >= this.nextSessionId) this.nextSessionId = rec.id + 1;
+    this.sessions.set(rec.id, rec);
+    this.bySession.set(tupleKey(session), rec);
+    this.mSessions({ role });
+    return rec;
+  }
+
+  private indexHop(rec: SessionRecord, sub: FiveTuple): void {
+    const k = tupleKey(sub);
+    rec.hops.add(k);
+    this.byHop.set(k, rec);
+  }
+
+  private dropRecord(rec: SessionRecord, reason: 'fin' | 'rst' | 'idle' | 'departed', removeEntries: boolean): void {
+    if (this.sessions.get(rec.id) !== rec) return;
+    for (const t of rec.timers.values()) clearTimeout(t);
+    rec.timers.clear();
+    if (rec.linger) clearTimeout(rec.linger);
+    for (const k of rec.hops) if (this.byHop.get(k) === rec) this.byHop.delete(k);
+    const sk = tupleKey(rec.proto.session);
+    if (this.bySession.get(sk) === rec) this.bySession.delete(sk);
+    this.sessions.delete(rec.id);
+    if (removeEntries) {
+      const s = rec.proto.session;
+      this.table.removeSession(s);
+      this.table.removeSession(reverseTuple(s));
+      for (const h of [rec.proto.left, rec.proto.right]) if (h) this.table.removeIngress(h.subsession), this.table.removeIngress(reverseTuple(h.subsession));
+    }
+    if (reason !== 'departed') {
+      this.mSessionsEnded({ reason });
+      this.emit('event', { type: 'sessionEnded', id: rec.id, session: formatTuple(rec.proto.session), reason } satisfies AgentEvent);
+    }
+    this.log.info('session removed', { session: rec.id, tuple: formatTuple(rec.proto.session), reason });
+    this.scheduleSave();
+  }
+
+  private onDataPlaneEvent(e: DataPlaneEvent): void {
+    switch (e.type) {
+      case 'sessionCreated': {
+        let rec = this.bySession.get(tupleKey(e.session));
+        if (rec && (rec.proto.departed || rec.ended)) {
+          this.dropRecord(rec, 'departed', false);
+          rec = undefined;
+        }
+        if (!rec) {
+          let downstream: Address[] = [];
+          if (e.role === 'originator') {
+            const p = this.table.policies.find((pol) => policyMatches(pol, e.session));
+            downstream = p ? [...p.chain, e.session.dst] : [e.subsession.dst, e.session.dst];
+          } else if (e.role === 'middlebox') {
+            const pend = this.table.getPending(e.session);
+            downstream = pend ? [...pend.chain] : [];
+            if (!downstream.some((a) => addressEquals(a, e.session.dst))) downstream.push(e.session.dst);
+          }
+          rec = this.newRecord(e.session, e.role, downstream);
+        }
+        const hop: Hop = e.side === 'right' ? { agent: e.subsession.dst, subsession: e.subsession } : { agent: e.subsession.src, subsession: e.subsession };
+        if (e.side === 'right') {
+          rec.proto.right = hop;
+          if (!rec.downstream[0] || !addressEquals(rec.downstream[0], hop.agent)) rec.downstream = [hop.agent, ...rec.downstream];
+        } else rec.proto.left = hop;
+        this.indexHop(rec, e.subsession);
+        this.log.info('session joined', { session: rec.id, role: e.role, side: e.side, tuple: formatTuple(e.session), subsession: formatTuple(e.subsession), ...(e.natAdoptedFrom ? { natFrom: formatTuple(e.natAdoptedFrom) } : {}) });
+        this.emit('event', { type: 'sessionCreated', session: this.info(rec) } satisfies AgentEvent);
+        this.scheduleSave();
+        break;
+      }
+      case 'sessionEnded': {
+        const rec = this.bySession.get(tupleKey(e.key)) ?? this.bySession.get(tupleKey(reverseTuple(e.key)));
+        if (!rec || rec.ended) break;
+        rec.ended = e.reason;
+        this.log.info('session ended', { session: rec.id, reason: e.reason });
+        this.scheduleLinger(rec);
+        break;
+      }
+      case 'oldPathDrained': {
+        const rec = this.bySession.get(tupleKey(e.egressKey)) ?? this.bySession.get(tupleKey(reverseTuple(e.egressKey)));
+        if (!rec) break;
+        const side = tupleEquals(e.egressKey, rec.proto.session) ? 'right' : 'left';
+        this.log.debug('old path drained', { session: rec.id, side });
+        this.handle(rec, { type: 'oldPathDrained', side });
+        break;
+      }
+    }
+  }
+
+  private scheduleLinger(rec: SessionRecord): void {
+    if (rec.linger) clearTimeout(rec.linger);
+    rec.linger = setTimeout(() => {
+      rec.linger = undefined;
+      // a reconfiguration in progress finishes first
+      if (!rec.proto.idle) return this.scheduleLinger(rec);
+      this.dropRecord(rec, rec.ended ?? 'fin', true);
+    }, this.config.closedLinger * 1000);
+    rec.linger.unref();
+  }
+
+  private reclaimIdle(): void {
+    const now = monoNs();
+    const idle = this.config.idleTimeout * 1e9;
+    const live = new Set<string>();
+    for (const e of this.table.egressEntries()) if (now - e.lastSeen <= idle) live.add(tupleKey(e.key));
+    for (const rec of [...this.sessions.values()]) {
+      const s = rec.proto.session;
+      if (live.has(tupleKey(s)) || live.has(tupleKey(reverseTuple(s)))) continue;
+      if (!rec.proto.idle || Date.now() - rec.createdAt < this.config.idleTimeout * 1000) continue;
+      this.dropRecord(rec, 'idle', true);
+    }
+    // entries no record owns (a session whose agent was gone when it ended) go the same way
+    const r = this.table.reclaimIdle(now, idle);
+    if (r.egress.length + r.ingress.length + r.pending.length > 0) this.log.info('idle entries reclaimed', { egress: r.egress.length, ingress: r.ingress.length, pending: r.pending.length });
+  }
+
+  private allocateHop(right: Address): Hop {
+    const self = this.config.address;
+    const port = this.ports.allocate((p) => this.table.getIngress({ src: right, dst: self, sport: p, dport: p }) !== undefined || this.byHop.has(tupleKey({ src: self, dst: right, sport: p, dport: p })));
+    if (port === undefined) throw new CommandError(`no subsession port left toward ${formatAddress(right)}`, 'ENOPORT');
+    return { agent: right, subsession: { src: self, dst: right, sport: port, dport: port } };
+  }
+
+  // ---- the protocol ------------------------------------------------------------------
+
+  private handle(rec: SessionRecord, ev: ProtocolEvent): void {
+    this.execute(rec, rec.proto.handle(ev));
+  }
+
+  private execute(rec: SessionRecord, actions: ProtocolAction[]): void {
+    const p = rec.proto;
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send':
+          this.send(a.to, a.message);
+          break;
+        case 'armTimer': {
+          const old = rec.timers.get(a.timer);
+          if (old) clearTimeout(old);
+          const t = setTimeout(() => {
+            if (rec.timers.get(a.timer) !== t) return;
+            rec.timers.delete(a.timer);
+            if (this.sessions.get(rec.id) !== rec) return;
+            this.guard('timer', () => this.handle(rec, { type: 'timeout', timer: a.timer }));
+          }, a.delay);
+          rec.timers.set(a.timer, t);
+          break;
+        }
+        case 'cancelTimer': {
+          const t = rec.timers.get(a.timer);
+          if (t) clearTimeout(t);
+          rec.timers.delete(a.timer);
+          break;
+        }
+        case 'outcome':
+          this.onOutcome(rec, a);
+          break;
+        default:
+          if (isPathAction(a)) {
+            this.log.debug('path action', { session: rec.id, action: a.type, ...('side' in a ? { side: a.side } : {}) });
+            if (a.type === 'installRelay') {
+              this.indexHop(rec, a.left.subsession);
+              this.indexHop(rec, a.right.subsession);
+            }
+            const drained = applyPathAction(this.table, p.session, a, monoNs());
+            if (drained && a.type === 'enterTwoPaths') {
+              setImmediate(() => this.guard('drained', () => this.sessions.get(rec.id) === rec && this.handle(rec, { type: 'oldPathDrained', side: a.side })));
+            }
+          }
+      }
+    }
+    if (p.left) this.indexHop(rec, p.left.subsession);
+    if (p.right) this.indexHop(rec, p.right.subsession);
+    if (p.right && rec.downstream[0] && !addressEquals(rec.downstream[0], p.right.agent)) rec.downstream = [p.right.agent, ...rec.downstream];
+    if (p.gone) this.dropRecord(rec, 'departed', false);
+    else if (actions.length > 0) this.scheduleSave();
+  }
+
+  private onOutcome(rec: SessionRecord, a: Extract<ProtocolAction, { type: 'outcome' }>): void {
+    const mine = addressEquals(a.requester, this.config.address);
+    if (a.result === 'completed' && rec.plan && rec.plan.reconfigId === a.reconfigId && rec.proto.right) {
+      // this agent was the left anchor: its downstream now starts with the new chain
+      const { rightAnchor, newChain } = rec.plan;
+      const i = rec.downstream.findIndex((x) => addressEquals(x, rightAnchor));
+      rec.downstream = [...newChain, ...(i >= 0 ? rec.downstream.slice(i) : [rightAnchor])];
+      rec.plan = undefined;
+    }
+    this.log.info(`reconfiguration ${a.result}`, { session: rec.id, reconfigId: a.reconfigId, requester: formatAddress(a.requester), ...(a.reason ? { reason: a.reason } : {}) });
+    if (!mine) return;
+    this.mReconfigs({ result: a.result, ...(a.reason ? { reason: a.reason } : {}) });
+    const w = this.waiting.get(a.reconfigId);
+    const outcome: ReconfigOutcome = { reconfigId: a.reconfigId, session: rec.id, result: a.result, reason: a.reason, durationMs: w ? Number(process.hrtime.bigint() / 1000n) / 1000 - w.started : 0 };
+    if (w) {
+      this.waiting.delete(a.reconfigId);
+      w.resolve(outcome);
+    }
+    this.emit('event', { type: 'reconfigured', outcome, sessionTuple: formatTuple(rec.proto.session) } satisfies AgentEvent);
+  }
+
+  // ---- operator commands ---------------------------------------------------------------
+
+  /** A session by its agent-local id or its tuple (either direction). */
+  findSession(ref: string | number): SessionRecord {
+    if (typeof ref === 'number' || /^\d+$/.test(ref)) {
+      const r = this.sessions.get(Number(ref));
+      if (r) return r;
+      throw new CommandError(`no session ${ref} at this agent (see: dysco sessions)`, 'ENOSESSION');
+    }
+    let t: FiveTuple;
+    try {
+      t = parseTuple(ref);
+    } catch (e) {
+      throw new CommandError(`a session is its id or its tuple src:port>dst:port: ${(e as Error).message}`);
+    }
+    const r = this.bySession.get(tupleKey(t)) ?? this.bySession.get(tupleKey(reverseTuple(t)));
+    if (!r) throw new CommandError(`no session ${ref} at this agent`, 'ENOSESSION');
+    return r;
+  }
+
+  /**
+   * Starts a reconfiguration of a session at this agent and resolves with its
+   * outcome. This agent must be the box being removed or replaced (it asks
+   * its left neighbour), that box's left neighbour, or the box an insertion
+   * goes after.
+   */
+  reconfigure(ref: string | number, req: ReconfigRequest): Promise<ReconfigOutcome> {
+    const rec = this.findSession(ref);
+    const p = rec.proto;
+    if (p.departed) throw new CommandError(`session ${rec.id}: this agent is no longer on its path`);
+    if (rec.ended) throw new CommandError(`session ${rec.id} has ended (${rec.ended})`);
+    if (!p.idle) throw new CommandError(`session ${rec.id} is being reconfigured already`, 'EBUSY');
+    const reconfigId = this.nextReconfigId++ >>> 0 || (this.nextReconfigId = 2, 1);
+    const box = req.box;
+    const newChain = req.kind === 'remove' ? [] : req.kind === 'replace' ? [req.with] : [req.box];
+    let ev: ProtocolEvent;
+    if (req.kind === 'insert') {
+      if (!this.isSelf(req.after)) throw new CommandError(`insert after ${formatAddress(req.after)} runs at that agent, not here (${formatAddress(this.config.address)})`, 'ENOTNEIGHBOUR');
+      if (!p.right) throw new CommandError(`session ${rec.id}: nothing to the right of this agent to insert before`);
+      if (this.isSelf(box) || addressEquals(box, p.right.agent)) throw new CommandError(`${formatAddress(box)} is on the path already`);
+      const newHop = this.allocateHop(box);
+      this.indexHop(rec, newHop.subsession);
+      rec.plan = { reconfigId, rightAnchor: p.right.agent, newChain };
+      ev = { type: 'reconfigure', reconfigId, rightAnchor: p.right.agent, newChain, newHop };
+    } else if (this.isSelf(box)) {
+      if (!p.left || !p.right) throw new CommandError(`session ${rec.id}: this agent is an end of the session, not a box that can be ${req.kind === 'remove' ? 'removed' : 'replaced'}`);
+      ev = { type: 'requestSelfReconfig', reconfigId, newChain };
+    } else if (p.right && addressEquals(p.right.agent, box)) {
+      const rightAnchor = rec.downstream[1];
+      if (!rightAnchor) throw new CommandError(`session ${rec.id}: this agent does not know the hop after ${formatAddress(box)}; run the command at ${formatAddress(box)}`, 'ENOTNEIGHBOUR');
+      const newHop = this.allocateHop(newChain[0] ?? rightAnchor);
+      this.indexHop(rec, newHop.subsession);
+      rec.plan = { reconfigId, rightAnchor, newChain };
+      ev = { type: 'reconfigure', reconfigId, rightAnchor, newChain, newHop };
+    } else {
+      throw new CommandError(
+        `${formatAddress(box)} is neither this agent nor its right neighbour on session ${rec.id} (right: ${p.right ? formatAddress(p.right.agent) : 'none'}); run the command at ${formatAddress(box)} or at its left neighbour`,
+        'ENOTNEIGHBOUR',
+      );
+    }
+    const started = Number(process.hrtime.bigint() / 1000n) / 1000;
+    const done = new Promise<ReconfigOutcome>((resolve) => this.waiting.set(reconfigId, { session: rec.id, started, resolve }));
+    this.log.info('reconfiguration requested', { session: rec.id, reconfigId, kind: req.kind, box: formatAddress(box), ...(req.kind === 'insert' ? { after: formatAddress(req.after) } : {}), ...(req.kind === 'replace' ? { with: formatAddress(req.with) } : {}) });
+    this.handle(rec, ev);
+    return done;
+  }
+
+  /** Cancels this agent's reconfiguration of a session, if it can still be cancelled. */
+  cancel(ref: string | number): void {
+    const rec = this.findSession(ref);
+    this.handle(rec, { type: 'cancel' });
+  }
+
+  addPolicy(p: Policy): void {
+    if (this.table.policies.some((q) => q.id === p.id)) throw new CommandError(`policy ${p.id} exists (delete it first)`);
+    this.table.addPolicy(p);
+    this.log.info('policy added', { id: p.id });
+  }
+
+  removePolicy(id: number): void {
+    if (!this.table.removePolicy(id)) throw new CommandError(`no policy ${id}`);
+    this.log.info('policy removed', { id });
+  }
+
+  policies(): readonly Policy[] {
+    return this.table.policies;
+  }
+
+  info(rec: SessionRecord): SessionInfo {
+    const p = rec.proto;
+    let packets = 0;
+    let bytes = 0;
+    for (const k of [p.session, reverseTuple(p.session)]) {
+      const e = this.table.getEgress(k);
+      if (e) {
+        packets += e.packets;
+        bytes += e.bytes;
+      }
+    }
+    return {
+      id: rec.id,
+      session: formatTuple(p.session),
+      role: rec.role,
+      left: hopOut(p.left),
+      right: hopOut(p.right),
+      downstream: rec.downstream.map(formatAddress),
+      state: { lock: p.lockState, leftAnchor: p.leftAnchorState, rightAnchor: p.rightAnchorState, departed: p.departed },
+      packets,
+      bytes,
+      ended: rec.ended,
+      createdAt: new Date(rec.createdAt).toISOString(),
+    };
+  }
+
+  listSessions(): SessionInfo[] {
+    return [...this.sessions.values()].map((r) => this.info(r));
+  }
+
+  stats(): { dataplane: Counters; agent: Record<string, number>; table: ReturnType<KernelTable['size']> } {
+    return { dataplane: this.dp.counters(), agent: this.metrics.snapshot(), table: this.table.size() };
+  }
+
+  // ---- restart -------------------------------------------------------------------------
+
+  private scheduleSave(): void {
+    if (this.saveTimer || this.closed) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.guard('save', () => this.save());
+    }, 50);
+  }
+
+  /** Writes what the kernel does not hold (hops, roles, hints) so a restarted agent can adopt the sessions. */
+  private save(): void {
+    mkdirSync(this.config.stateDir, { recursive: true });
+    const out: PersistedSession[] = [...this.sessions.values()]
+      .filter((r) => !r.proto.departed)
+      .map((r) => ({ id: r.id, session: formatTuple(r.proto.session), role: r.role, left: hopOut(r.proto.left), right: hopOut(r.proto.right), downstream: r.downstream.map(formatAddress), createdAt: r.createdAt }));
+    const file = join(this.config.stateDir, STATE_FILE);
+    writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  /** Takes over the sessions of a previous run whose entries are still in the kernel. */
+  private adopt(): void {
+    const file = join(this.config.stateDir, STATE_FILE);
+    if (!existsSync(file)) return;
+    let saved: { nextSessionId?: number; sessions?: PersistedSession[] };
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8')) as typeof saved;
+    } catch (e) {
+      this.log.warn('state file unreadable, sessions not adopted', { file, error: (e as Error).message });
+      return;
+    }
+    for (const s of saved.sessions ?? []) {
+      try {
+        const session = parseTuple(s.session);
+        if (!this.table.getEgress(session) && !this.table.getEgress(reverseTuple(session))) continue;
+        const rec = this.newRecord(session, s.role, s.downstream.map(parseAddress), s.id, s.createdAt);
+        rec.proto.left = hopIn(s.left);
+        rec.proto.right = hopIn(s.right);
+        for (const h of [rec.proto.left, rec.proto.right]) if (h) this.indexHop(rec, h.subsession);
+      } catch (e) {
+        this.log.warn('saved session not adopted', { session: s.session, error: (e as Error).message });
+      }
+    }
+    if (saved.nextSessionId && saved.nextSessionId > this.nextSessionId) this.nextSessionId = saved.nextSessionId;
+    this.log.info('adopted sessions of the previous run', { sessions: this.sessions.size });
+  }
+
+  // ---- errors ---------------------------------------------------------------------------
+
+  private guard(where: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.fail(where, e);
+    }
+  }
+
+  private fail(where: string, e: unknown): void {
+    this.mErrors({ where });
+    this.log.error('internal error handled', { where, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+  }
+
+  /** Logs a warning at most 10 times a minute per kind; the counters still count everything. */
+  private warnLimited(kind: string, msg: string, fields: Record<string, unknown>): void {
+    const minute = Math.floor(Date.now() / 60_000);
+    let r = this.rateLimited.get(kind);
+    if (!r || r.window !== minute) {
+      r = { window: minute, count: 0 };
+      this.rateLimited.set(kind, r);
+    }
+    if (++r.count <= 10) this.log.warn(msg, fields);
+    else if (r.count === 11) this.log.warn('more of these this minute are counted, not logged', { kind });
+  }
+
+  // ---- shutdown -------------------------------------------------------------------------
+
+  /**
+   * Stops the agent. `detach` (a clean, explicit shutdown) takes the programs
+   * off the interfaces and `removePins` removes the pinned maps with their
+   * sessions; without them the data plane keeps running from the pinned
+   * maps and a new agent adopts it.
+   */
+  async close(opts: { detach?: boolean; removePins?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    if (!opts.detach) this.guard('save', () => this.save());
+    if (this.reclaimTimer) clearInterval(this.reclaimTimer);
+    for (const r of this.sessions.values()) {
+      for (const t of r.timers.values()) clearTimeout(t);
+      if (r.linger) clearTimeout(r.linger);
+    }
+    for (const w of this.waiting.values()) w.resolve({ reconfigId: 0, session: w.session, result: 'aborted', reason: 'operator', durationMs: 0 });
+    this.waiting.clear();
+    this.stopEvents?.();
+    this.udp?.close();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+    if (opts.detach) {
+      for (const a of this.attachments.splice(0).reverse()) {
+        try {
+          a.detach();
+        } catch (e) {
+          this.log.warn('detach failed', { ifname: a.ifname, error: (e as Error).message });
+        }
+      }
+      rmSync(join(this.config.pinRoot, LINKS_DIR), { recursive: true, force: true });
+    }
+    this.dp.close();
+    if (opts.removePins) {
+      rmSync(this.config.pinRoot, { recursive: true, force: true });
+      rmSync(join(this.config.stateDir, STATE_FILE), { force: true });
+    }
+    this.log.info('agent stopped', { detached: !!opts.detach, mapsRemoved: !!opts.removePins });
+  }
+}
