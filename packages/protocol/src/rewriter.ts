@@ -48,7 +48,14 @@ export type DropReason =
   /** Every port of the allocator's range is in use toward that next hop. */
   | 'noPortAvailable'
   /** A Dysco SYN whose entries would overwrite a different session's entries. */
-  | 'entryConflict';
+  | 'entryConflict'
+  /**
+   * A packet to one of this agent's subsession ports (source and destination
+   * port equal, in the allocator's range) that no entry maps: a straggler of
+   * a path a reconfiguration removed. Passed up, the stack would answer it
+   * with a reset the neighbour may still map into the session.
+   */
+  | 'staleSubsession';
 
 export type Verdict = 'pass' | 'rewrite' | 'drop';
 
@@ -990,7 +997,10 @@ export class Rewriter {
       if (dyscoSyn) return this.ingressSynAgain(pkt, p, i);
       return this.ingressEstablished(pkt, p, i);
     }
-    if (dyscoSyn && this.isLocal(p.tuple.dst)) return this.ingressSyn(pkt, p);
+    const local = this.isLocal(p.tuple.dst);
+    if (dyscoSyn && local) return this.ingressSyn(pkt, p);
+    const port = p.tuple.dport;
+    if (local && p.tuple.sport === port && port >= this.ports.low && port <= this.ports.high) return this.drop('staleSubsession');
     return this.pass(pkt);
   }
 

@@ -327,7 +327,11 @@ t.test('bad metadata drops; the right reason is counted', async (t) => {
   const meta = encodeSynMetadata({ session, chain: [S] });
   const sub = tuple(A, 61000, M, 61000);
   const truncated = pkt({ tuple: sub, flags: TCP_SYN, payload: meta.subarray(0, meta.length - 3) });
-  t.equal(rm.ingress(truncated).verdict, 'pass', 'length field disagrees: not even a candidate, a normal SYN');
+  const notMeta = rm.ingress(truncated);
+  t.equal(notMeta.verdict, 'drop', 'length field disagrees: not even a candidate, so a plain packet to a subsession port nothing maps');
+  t.equal(notMeta.reason, 'staleSubsession');
+  const elsewhere = pkt({ tuple: tuple(A, 40000, M, 80), flags: TCP_SYN, payload: meta.subarray(0, meta.length - 3) });
+  t.equal(rm.ingress(elsewhere).verdict, 'pass', 'the same payload to an ordinary port is a normal SYN');
   const badFamily = Uint8Array.from(meta);
   badFamily[8] = 5; // the session's family byte
   const r = rm.ingress(pkt({ tuple: sub, flags: TCP_SYN, payload: badFamily }));
@@ -727,4 +731,16 @@ t.test('authenticated metadata: signed chains pass, unsigned or foreign ones dro
   t.equal(forged.reason, 'authFailed', 'wrong key refused');
   t.equal(rm2.count('authFailed'), 2);
   t.equal(rm2.table.size().total, 0);
+});
+
+t.test('stragglers to a subsession port nothing maps are dropped, not answered by the stack', async (t) => {
+  const { rm } = chain();
+  const stray = pkt({ tuple: tuple(A, 61234, M, 61234), flags: TCP_ACK, seq: 5, ack: 9, payload: Uint8Array.of(1, 2, 3) });
+  const r = rm.ingress(stray);
+  t.equal(r.verdict, 'drop');
+  t.equal(r.reason, 'staleSubsession');
+  t.equal(rm.count('staleSubsession'), 1);
+  t.equal(rm.ingress(pkt({ tuple: tuple(A, 61234, M, 61235), flags: TCP_ACK })).verdict, 'pass', 'ports differ: an ordinary connection');
+  t.equal(rm.ingress(pkt({ tuple: tuple(A, 60999, M, 60999), flags: TCP_ACK })).verdict, 'pass', 'below the range');
+  t.equal(rm.ingress(pkt({ tuple: tuple(M, 61234, A, 61234), flags: TCP_ACK })).verdict, 'pass', 'not to a local address');
 });

@@ -931,12 +931,23 @@ static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 			return ingress_syn_again(ctx, kind, p, w, in);
 		return ingress_established(ctx, kind, p, in);
 	}
-	if (w) {
-		struct dysco_config *cfg = config();
+	struct dysco_config *cfg = config();
+	if (cfg) {
 		struct dysco_slot dst;
 		slot_of(&dst, p->key.dst, p->family);
-		if (cfg && is_local(cfg, &dst))
+		int local = is_local(cfg, &dst);
+		if (w && local)
 			return ingress_syn(ctx, kind, p, w, cfg);
+		/*
+		 * A subsession this agent no longer has (a straggler after a
+		 * reconfiguration removed it): the stack would answer it with a
+		 * reset that the neighbour may still map into the session.
+		 */
+		__u16 port = bpf_ntohs(p->key.dport);
+		if (local && p->key.sport == p->key.dport && port >= cfg->port_low && port <= cfg->port_high) {
+			count(C_STALE_SUBSESSION);
+			return V_DROP;
+		}
 	}
 	count(C_UNKNOWN_SESSION);
 	return V_PASS;

@@ -33,6 +33,8 @@ export const COUNTER_NAMES = [
   'routeMiss',
   /** TCP packets of no known session (passed untouched; SYNs no policy steers included). */
   'unknownSession',
+  /** Packets to a local subsession port this agent no longer has (stragglers of a removed path), dropped. */
+  'staleSubsession',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -50,6 +52,6 @@ export function sumCounters(perCpu: (i: number) => Buffer[]): Counters {
   // every packet ends rewritten, passed, or dropped with exactly one reason
   out.packetsSeen =
     out.rewritten + out.passed + out.malformedPacket + out.malformedMetadata + out.authFailed + out.chainTooLong +
-    out.noPortAvailable + out.entryConflict + out.kernelError + out.splitFailed;
+    out.noPortAvailable + out.entryConflict + out.staleSubsession + out.kernelError + out.splitFailed;
   return out;
 }

@@ -138,4 +138,10 @@ export const REJECTED: Record<string, { prepared: Prepared; counter: string }> =
     }), [ip('10.0.0.10')]),
     counter: 'malformedMetadata',
   },
+  'a straggler to a subsession port nothing maps': {
+    prepared: prepared('ingress', 4, () => new SessionTable(), buildTcpPacket({
+      tuple: sub4, seq: 77, ack: 88, flags: TCP_ACK, window: 100, payload: Uint8Array.of(1, 2, 3),
+    }), [ip('10.0.0.10')]),
+    counter: 'staleSubsession',
+  },
 };

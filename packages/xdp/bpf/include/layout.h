@@ -172,6 +172,7 @@ enum dysco_counter {
 	C_NOT_LINEAR,
 	C_ROUTE_MISS,
 	C_UNKNOWN_SESSION,
+	C_STALE_SUBSESSION, /* a drop reason of the reference, numbered after the data plane's own */
 	C_COUNTERS
 };
 
