@@ -15,8 +15,10 @@ const [command = 'test', ...args] = process.argv.slice(2);
 
 /** Debian packages each command needs, with the binary that shows each is there. */
 const EBPF = [['clang', 'clang'], ['llvm', 'llc'], ['libbpf-dev', '/usr/include/bpf/bpf_helpers.h'], ['libbpf1', '/usr/lib/x86_64-linux-gnu/libbpf.so.1'], ['iproute2', 'ip'], ['bpftool', 'bpftool'], ['gcc', 'gcc']];
+/** What the live tests run in their namespaces: real middleboxes and applications, and libpcap for the capture library's build. */
+const LIVE = [['haproxy', 'haproxy'], ['nftables', 'nft'], ['iperf3', 'iperf3'], ['ethtool', 'ethtool'], ['iputils-ping', 'ping'], ['util-linux', 'nsenter'], ['curl', 'curl'], ['libpcap-dev', '/usr/include/pcap.h'], ['make', 'make'], ['g++', 'g++']];
 const SYSTEM_PACKAGES = {
-  test: [['spin', 'spin'], ...EBPF],
+  test: [['spin', 'spin'], ...EBPF, ...LIVE],
   spin: [['spin', 'spin'], ['gcc', 'gcc']],
   demo: [],
   bench: EBPF,
