@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import {
   addressEquals,
   applyPathAction,
   decodeControl,
+  decodeSynMetadata,
   encodeControl,
   formatAddress,
   formatTuple,
@@ -127,6 +129,23 @@ interface PersistedSession {
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
 const hopIn = (h: { agent: string; subsession: string } | undefined): Hop | undefined => (h ? { agent: parseAddress(h.agent), subsession: parseTuple(h.subsession) } : undefined);
 const monoNs = () => Number(process.hrtime.bigint());
+
+/**
+ * Whether an interface is a virtual device (veth, bridge, tunnel...), where
+ * native XDP costs more than it saves. Asked of the kernel over netlink
+ * (`ip -details`), because /sys shows the devices of the namespace it was
+ * mounted in, not necessarily this process's.
+ */
+function isVirtual(ifname: string): boolean {
+  const r = spawnSync('ip', ['-details', '-json', 'link', 'show', 'dev', ifname], { encoding: 'utf8' });
+  if (r.status !== 0) return true;
+  try {
+    const [link] = JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string }; link_type?: string }[];
+    return link?.linkinfo?.info_kind !== undefined || link?.link_type !== 'ether';
+  } catch {
+    return true;
+  }
+}
 
 /**
  * The agent of one host: loads and attaches the data plane, learns about
@@ -257,7 +276,7 @@ export class Agent extends EventEmitter {
       throw new Error(`interface ${ifname}: cannot enable forwarding (${(e as Error).message}); does the interface exist in this namespace?`);
     }
     let mode: AttachMode = this.config.mode;
-    if (mode === 'auto') mode = existsSync(`/sys/class/net/${ifname}/device`) ? 'xdp' : 'tc';
+    if (mode === 'auto') mode = isVirtual(ifname) ? 'tc' : 'xdp';
     let made: Attachment[];
     try {
       made = this.dp.attach(ifname, mode);
@@ -427,7 +446,10 @@ export class Agent extends EventEmitter {
         const hop: Hop = e.side === 'right' ? { agent: e.subsession.dst, subsession: e.subsession } : { agent: e.subsession.src, subsession: e.subsession };
         if (e.side === 'right') {
           rec.proto.right = hop;
-          if (!rec.downstream[0] || !addressEquals(rec.downstream[0], hop.agent)) rec.downstream = [hop.agent, ...rec.downstream];
+          // the chain beyond the next hop is what the kernel put into the SYN it sent there
+          const chain = this.sentChain(e.session);
+          if (chain) rec.downstream = [hop.agent, ...chain];
+          else if (!rec.downstream[0] || !addressEquals(rec.downstream[0], hop.agent)) rec.downstream = [hop.agent, ...rec.downstream];
         } else rec.proto.left = hop;
         this.indexHop(rec, e.subsession);
         this.log.info('session joined', { session: rec.id, role: e.role, side: e.side, tuple: formatTuple(e.session), subsession: formatTuple(e.subsession), ...(e.natAdoptedFrom ? { natFrom: formatTuple(e.natAdoptedFrom) } : {}) });
@@ -451,6 +473,18 @@ export class Agent extends EventEmitter {
         this.handle(rec, { type: 'oldPathDrained', side });
         break;
       }
+    }
+  }
+
+  /** The chain (destination included) in the SYN metadata this agent's kernel inserted for a session, if it still has it. */
+  private sentChain(session: FiveTuple): Address[] | undefined {
+    const payload = this.table.getEgress(session)?.synPayload;
+    if (!payload || payload.length === 0) return undefined;
+    try {
+      return [...decodeSynMetadata(payload, this.keys).chain];
+    } catch (e) {
+      this.log.warn('stored SYN metadata does not decode', { session: formatTuple(session), error: (e as Error).message });
+      return undefined;
     }
   }
 
