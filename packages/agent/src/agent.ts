@@ -716,8 +716,10 @@ export class Agent extends EventEmitter {
     return [...this.sessions.values()].map((r) => this.info(r));
   }
 
-  stats(): { dataplane: Counters; agent: Record<string, number>; table: ReturnType<KernelTable['size']> } {
-    return { dataplane: this.dp.counters(), agent: this.metrics.snapshot(), table: this.table.size() };
+  stats(): { dataplane: Record<keyof Counters, number>; agent: Record<string, number>; table: ReturnType<KernelTable['size']> } {
+    const c = this.dp.counters();
+    const dataplane = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, Number(v)])) as Record<keyof Counters, number>;
+    return { dataplane, agent: this.metrics.snapshot(), table: this.table.size() };
   }
 
   // ---- restart -------------------------------------------------------------------------

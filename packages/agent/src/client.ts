@@ -42,7 +42,7 @@ export interface SocketEnds {
 export type SessionRef = number | string;
 
 export interface DataPlaneStats {
-  readonly dataplane: Record<string, string | number>;
+  readonly dataplane: Record<string, number>;
   readonly agent: Record<string, number>;
   readonly table: { readonly egress: number; readonly ingress: number; readonly pending: number; readonly policies: number; readonly total: number };
 }

@@ -113,7 +113,13 @@ export class ControlServer {
           continue;
         }
         this.dispatch(req).then(
-          (result) => write({ id: req.id, result }),
+          (result) => {
+            try {
+              write({ id: req.id, result });
+            } catch (e) {
+              write({ id: req.id, error: { code: 'EFAIL', message: `the answer could not be encoded: ${(e as Error).message}` } });
+            }
+          },
           (e: unknown) => {
             const code = e instanceof CommandError ? e.code : 'EFAIL';
             if (!(e instanceof CommandError)) this.agent.log.warn('command failed', { method: req.method, error: (e as Error).message });

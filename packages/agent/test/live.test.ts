@@ -5,6 +5,8 @@
  * and intact, without a reset or a stall longer than a retransmission
  * timeout, and the server's application must see the client's own tuple.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
 import { type AgentProcess, DYSCO_BIN, type Host, Topology } from '@dysco/agent/topology';
@@ -163,7 +165,14 @@ t.test('overlapping requests: one wins, the other is refused, the session carrie
       });
     const [r1, r2] = await Promise.all([run(b.h.client!.agent!, b.h.b1!.address), run(b.h.b1!.agent!, b.h.b2!.address)]);
     // refused either by the protocol (an aborted outcome) or, when the other request already holds this agent's lock, by the agent up front
-    const o = [r1, r2].map((r) => (r.status === 1 && r.stderr.includes('[EBUSY]') ? { result: 'aborted', reason: 'busy' } : (JSON.parse(r.stdout) as { result: string; reason?: string })));
+    const o = [r1, r2].map((r) => {
+      if (r.status === 1 && r.stderr.includes('[EBUSY]')) return { result: 'aborted', reason: 'busy' };
+      try {
+        return JSON.parse(r.stdout) as { result: string; reason?: string };
+      } catch {
+        return { result: `no outcome (exit ${r.status}): ${r.stdout}${r.stderr}` };
+      }
+    });
     t.equal(o.filter((x) => x.result === 'completed').length, 1, `exactly one completed: ${JSON.stringify(o)}`);
     const refused = o.find((x) => x.result === 'aborted');
     t.ok(refused && ['locked', 'contention', 'busy'].includes(refused.reason ?? ''), `the other was refused (${refused?.reason})`);
@@ -198,4 +207,74 @@ t.test('a new-path box that is down: aborted, the old path intact', opts, async 
     t.ok(['newPathFailed', 'timeout'].includes(o.reason ?? ''), `because the new path did not come up (${o.reason})`);
     t.equal(sessionsAt(b.h.client!.agent!)[0]?.right?.agent, b.h.box!.address, 'the client still talks to the box');
   });
+});
+
+t.test('20% of control messages lost on every host: the reconfiguration still completes', opts, async (t) => {
+  const b = await bedWith(t, ['client', 'box', 'server'], ['box'], { config: { rto: 50, maxRto: 400 } });
+  // one in five control datagrams dropped as it leaves each host, data packets untouched (this kernel has no
+  // netem qdisc; nftables' random number generator gives the same independent 20% loss)
+  for (const h of Object.values(b.h)) {
+    h.run(`nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0; }' && nft add rule inet lossy out udp dport 7707 numgen random mod 5 == 0 counter drop`);
+  }
+  const completed: number[] = [];
+  await runWithReconfig(
+    t,
+    b,
+    async (session) => {
+      // remove, then put a box back, a few times: each crosses several lossy exchanges
+      for (let i = 0; i < 3; i++) {
+        const r = b.h.client!.agent!.cli('reconfig', session, '--remove', b.h.box!.address, '--json');
+        if (outcomeOf(t, r, 'completed').result === 'completed') completed.push(1);
+        await sleep(200);
+        const r2 = b.h.client!.agent!.cli('reconfig', session, '--insert', b.h.box!.address, '--after', b.h.client!.address, '--json');
+        if (outcomeOf(t, r2, 'completed').result === 'completed') completed.push(1);
+        await sleep(200);
+      }
+    },
+    { bytes: 12_000_000, rate: 2_000_000 },
+  );
+  const stats = JSON.parse(b.h.client!.agent!.cli('stats', '--json').stdout) as { agent: Record<string, number> };
+  const sent = Object.entries(stats.agent).filter(([k]) => k.startsWith('dysco_control_messages_sent_total')).reduce((n, [, v]) => n + v, 0);
+  t.comment(`the client agent sent ${sent} control messages for ${completed.length} reconfigurations`);
+  let dropped = 0;
+  for (const h of Object.values(b.h)) dropped += Number(/packets (\d+)/.exec(h.run('nft list chain inet lossy out'))?.[1] ?? 0);
+  t.ok(dropped > 0, `${dropped} control messages were dropped on the way, and retransmitted`);
+});
+
+t.test('a middlebox written against the library: it watches its sessions and takes itself out', opts, async (t) => {
+  const b = await bedWith(t, ['client', 'box', 'server'], ['box']);
+  // the middlebox application: subscribes, waits for a session, checks it can list it, asks for its own removal
+  const script = join(b.bed.dir, 'selfremove.mjs');
+  writeFileSync(
+    script,
+    `import { connect } from ${JSON.stringify(import.meta.resolve('@dysco/agent'))};
+const dysco = await connect({ socket: process.argv[2] });
+const me = process.argv[3];
+await dysco.subscribe(async (e) => {
+  if (e.type !== 'sessionCreated' || e.session.role !== 'middlebox' || !e.session.right) return;
+  await new Promise((r) => setTimeout(r, 400));
+  const listed = await dysco.sessions();
+  const outcome = await dysco.remove(e.session.session, me);
+  console.log(JSON.stringify({ listed: listed.length, session: e.session.session, outcome }));
+  dysco.close();
+  process.exit(0);
+});
+console.log('ready');
+`,
+  );
+  const app = b.h.box!.node(script, [b.h.box!.socket, b.h.box!.address]);
+  const out: string[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  app.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : out.push(l));
+  });
+  await isReady;
+  await runWithReconfig(t, b, async () => {
+    for (let i = 0; i < 50 && out.length === 0; i++) await sleep(100);
+  });
+  const r = JSON.parse(out[0] ?? '{}') as { listed?: number; outcome?: { result: string; durationMs: number } };
+  t.equal(r.listed, 1, 'the application listed the session through the library');
+  t.equal(r.outcome?.result, 'completed', `and took itself out in ${r.outcome?.durationMs.toFixed(1)} ms`);
+  t.equal(sessionsAt(b.h.client!.agent!)[0]?.right?.agent, b.h.server!.address, 'the client talks to the server directly');
 });
