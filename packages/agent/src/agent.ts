@@ -64,6 +64,12 @@ export interface SessionRecord {
   readonly timers: Map<TimerName, NodeJS.Timeout>;
   ended: 'fin' | 'rst' | undefined;
   linger: NodeJS.Timeout | undefined;
+  /**
+   * The session tuple on this agent's right side when a middlebox changed it
+   * (a NAT): the left side keeps `proto.session`, the right side's entries
+   * are keyed by this one.
+   */
+  rightSession: FiveTuple | undefined;
   /** Reconfigurations this agent anchors as left anchor: what it will become on completion. */
   plan: { reconfigId: number; rightAnchor: Address; newChain: readonly Address[] } | undefined;
 }
@@ -86,6 +92,8 @@ export interface ReconfigOutcome {
 export interface SessionInfo {
   readonly id: number;
   readonly session: string;
+  /** The tuple on the right side when this box changed it (a NAT). */
+  readonly rightSession?: string;
   readonly role: SessionRecord['role'];
   readonly left: { readonly agent: string; readonly subsession: string } | undefined;
   readonly right: { readonly agent: string; readonly subsession: string } | undefined;
@@ -124,6 +132,7 @@ interface PersistedSession {
   right?: { agent: string; subsession: string } | undefined;
   downstream: string[];
   createdAt: number;
+  rightSession?: string | undefined;
 }
 
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
@@ -386,6 +395,7 @@ export class Agent extends EventEmitter {
       ended: undefined,
       linger: undefined,
       plan: undefined,
+      rightSession: undefined,
     };
     if (rec.id >= this.nextSessionId) this.nextSessionId = rec.id + 1;
     this.sessions.set(rec.id, rec);
@@ -406,12 +416,15 @@ export class Agent extends EventEmitter {
     rec.timers.clear();
     if (rec.linger) clearTimeout(rec.linger);
     for (const k of rec.hops) if (this.byHop.get(k) === rec) this.byHop.delete(k);
-    const sk = tupleKey(rec.proto.session);
-    if (this.bySession.get(sk) === rec) this.bySession.delete(sk);
+    for (const t of [rec.proto.session, rec.rightSession]) {
+      if (!t) continue;
+      const sk = tupleKey(t);
+      if (this.bySession.get(sk) === rec) this.bySession.delete(sk);
+    }
     this.sessions.delete(rec.id);
     if (removeEntries) {
       const s = rec.proto.session;
-      this.table.removeSession(s);
+      this.table.removeSession(rec.rightSession ?? s);
       this.table.removeSession(reverseTuple(s));
       for (const h of [rec.proto.left, rec.proto.right]) if (h) this.table.removeIngress(h.subsession), this.table.removeIngress(reverseTuple(h.subsession));
     }
@@ -426,7 +439,8 @@ export class Agent extends EventEmitter {
   private onDataPlaneEvent(e: DataPlaneEvent): void {
     switch (e.type) {
       case 'sessionCreated': {
-        let rec = this.bySession.get(tupleKey(e.session));
+        // a NAT box: the right side's SYN carries the tuple the box made of the session's
+        let rec = this.bySession.get(tupleKey(e.natAdoptedFrom ?? e.session));
         if (rec && (rec.proto.departed || rec.ended)) {
           this.dropRecord(rec, 'departed', false);
           rec = undefined;
@@ -446,6 +460,10 @@ export class Agent extends EventEmitter {
         const hop: Hop = e.side === 'right' ? { agent: e.subsession.dst, subsession: e.subsession } : { agent: e.subsession.src, subsession: e.subsession };
         if (e.side === 'right') {
           rec.proto.right = hop;
+          if (e.natAdoptedFrom && !tupleEquals(e.session, rec.proto.session)) {
+            rec.rightSession = e.session;
+            this.bySession.set(tupleKey(e.session), rec);
+          }
           // the chain beyond the next hop is what the kernel put into the SYN it sent there
           const chain = this.sentChain(e.session);
           if (chain) rec.downstream = [hop.agent, ...chain];
@@ -468,7 +486,7 @@ export class Agent extends EventEmitter {
       case 'oldPathDrained': {
         const rec = this.bySession.get(tupleKey(e.egressKey)) ?? this.bySession.get(tupleKey(reverseTuple(e.egressKey)));
         if (!rec) break;
-        const side = tupleEquals(e.egressKey, rec.proto.session) ? 'right' : 'left';
+        const side = tupleEquals(e.egressKey, rec.rightSession ?? rec.proto.session) ? 'right' : 'left';
         this.log.debug('old path drained', { session: rec.id, side });
         this.handle(rec, { type: 'oldPathDrained', side });
         break;
@@ -563,7 +581,9 @@ export class Agent extends EventEmitter {
               this.indexHop(rec, a.left.subsession);
               this.indexHop(rec, a.right.subsession);
             }
-            const drained = applyPathAction(this.table, p.session, a, monoNs());
+            // anchors' actions on their right side key the right side's tuple (a NAT box's differs)
+            const s = 'side' in a && a.side === 'right' && rec.rightSession ? rec.rightSession : p.session;
+            const drained = applyPathAction(this.table, s, a, monoNs());
             if (drained && a.type === 'enterTwoPaths') {
               setImmediate(() => this.guard('drained', () => this.sessions.get(rec.id) === rec && this.handle(rec, { type: 'oldPathDrained', side: a.side })));
             }
@@ -690,7 +710,7 @@ export class Agent extends EventEmitter {
     const p = rec.proto;
     let packets = 0;
     let bytes = 0;
-    for (const k of [p.session, reverseTuple(p.session)]) {
+    for (const k of [rec.rightSession ?? p.session, reverseTuple(p.session)]) {
       const e = this.table.getEgress(k);
       if (e) {
         packets += e.packets;
@@ -700,6 +720,7 @@ export class Agent extends EventEmitter {
     return {
       id: rec.id,
       session: formatTuple(p.session),
+      ...(rec.rightSession ? { rightSession: formatTuple(rec.rightSession) } : {}),
       role: rec.role,
       left: hopOut(p.left),
       right: hopOut(p.right),
@@ -737,7 +758,7 @@ export class Agent extends EventEmitter {
     mkdirSync(this.config.stateDir, { recursive: true });
     const out: PersistedSession[] = [...this.sessions.values()]
       .filter((r) => !r.proto.departed)
-      .map((r) => ({ id: r.id, session: formatTuple(r.proto.session), role: r.role, left: hopOut(r.proto.left), right: hopOut(r.proto.right), downstream: r.downstream.map(formatAddress), createdAt: r.createdAt }));
+      .map((r) => ({ id: r.id, session: formatTuple(r.proto.session), role: r.role, left: hopOut(r.proto.left), right: hopOut(r.proto.right), downstream: r.downstream.map(formatAddress), createdAt: r.createdAt, rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined }));
     const file = join(this.config.stateDir, STATE_FILE);
     writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
     renameSync(`${file}.tmp`, file);
@@ -759,6 +780,10 @@ export class Agent extends EventEmitter {
         const session = parseTuple(s.session);
         if (!this.table.getEgress(session) && !this.table.getEgress(reverseTuple(session))) continue;
         const rec = this.newRecord(session, s.role, s.downstream.map(parseAddress), s.id, s.createdAt);
+        if (s.rightSession) {
+          rec.rightSession = parseTuple(s.rightSession);
+          this.bySession.set(tupleKey(rec.rightSession), rec);
+        }
         rec.proto.left = hopIn(s.left);
         rec.proto.right = hopIn(s.right);
         for (const h of [rec.proto.left, rec.proto.right]) if (h) this.indexHop(rec, h.subsession);

@@ -231,7 +231,7 @@ t.test('20% of control messages lost on every host: the reconfiguration still co
         await sleep(200);
       }
     },
-    { bytes: 12_000_000, rate: 2_000_000 },
+    { bytes: 30_000_000, rate: 2_500_000 },
   );
   const stats = JSON.parse(b.h.client!.agent!.cli('stats', '--json').stdout) as { agent: Record<string, number> };
   const sent = Object.entries(stats.agent).filter(([k]) => k.startsWith('dysco_control_messages_sent_total')).reduce((n, [, v]) => n + v, 0);
@@ -277,4 +277,33 @@ console.log('ready');
   t.equal(r.listed, 1, 'the application listed the session through the library');
   t.equal(r.outcome?.result, 'completed', `and took itself out in ${r.outcome?.durationMs.toFixed(1)} ms`);
   t.equal(sessionsAt(b.h.client!.agent!)[0]?.right?.agent, b.h.server!.address, 'the client talks to the server directly');
+});
+
+t.test('an nftables NAT box on the chain: the session crosses it, and a box is inserted and removed before it', opts, async (t) => {
+  const b = await bedWith(t, ['client', 'nat', 'box', 'server'], ['nat']);
+  const nat = b.h.nat!;
+  // source NAT of what the box forwards to the server: the tuple changes at the box
+  nat.run(`nft add table ip nat && nft add chain ip nat post '{ type nat hook postrouting priority 100; }' && nft add rule ip nat post ip daddr ${b.h.server!.address} tcp dport 9000 snat to ${nat.address}:30000-30999`);
+  const bytes = 6_000_000;
+  const tr = await transfer(b.h.client!, b.h.server!, { bytes, rate: 2_000_000 });
+  const local = await tr.connected;
+  const session = `${local}>${b.h.server!.address}:9000`;
+  await sleep(500);
+  const atNat = sessionsAt(nat.agent!);
+  t.equal(atNat.length, 1, 'the NAT box has one session for both of its sides');
+  t.equal(atNat[0]?.session, session, 'the left side under the client\'s tuple');
+  t.match((atNat[0] as { rightSession?: string })?.rightSession ?? '', new RegExp(`^${nat.address.replace(/\./g, '\\.')}:30\\d\\d\\d>`), 'the right side under the translated tuple');
+  t.equal(sessionsAt(b.h.server!.agent!)[0]?.session, (atNat[0] as { rightSession?: string })?.rightSession, 'which is the session the server has');
+  outcomeOf(t, b.h.client!.agent!.cli('reconfig', session, '--insert', b.h.box!.address, '--after', b.h.client!.address, '--json'), 'completed');
+  t.equal(sessionsAt(nat.agent!)[0]?.left?.agent, b.h.box!.address, 'the NAT box now hears from the inserted box');
+  await sleep(300);
+  outcomeOf(t, b.h.client!.agent!.cli('reconfig', session, '--remove', b.h.box!.address, '--json'), 'completed');
+  t.equal(sessionsAt(nat.agent!)[0]?.left?.agent, b.h.client!.address, 'and from the client again');
+  const [c, s] = await Promise.all([tr.client, tr.server]);
+  t.match(s.remote, new RegExp(`^${nat.address.replace(/\./g, '\\.')}:30\\d\\d\\d$`), 'the server application sees the translated source');
+  t.equal(s.received, bytes, 'every byte client to server');
+  t.equal(c.received, bytes, 'every byte server to client');
+  t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
+  t.equal(c.receivedSha256, streamSha256(2, bytes), 'server-to-client content intact');
+  t.notOk(c.reset || s.reset, 'no reset');
 });
