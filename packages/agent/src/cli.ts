@@ -62,6 +62,13 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
   }
   const { values: v, positionals: pos } = parsed;
   const json = v.json === true;
+  try {
+    checkArgs(cmd, v, pos);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`dysco ${cmd}: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
   let client: DyscoClient;
   try {
     client = await connect(v.socket ? { socket: v.socket } : {});
@@ -85,9 +92,8 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
           return 0;
         }
         if (sub === 'add') {
-          if (!v.match || !v.chain) throw new UsageError('policy add needs --match and --chain');
           const id = v.id !== undefined ? intArg(v.id, '--id') : undefined;
-          const r = await client.addPolicy(v.match, v.chain.split(',').map((x) => x.trim()).filter(Boolean), id);
+          const r = await client.addPolicy(v.match!, v.chain!.split(',').map((x) => x.trim()).filter(Boolean), id);
           print(r, () => `policy ${r.id} added\n`);
           return 0;
         }
@@ -101,16 +107,9 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
       case 'reconfig': {
         const session = sessionArg(pos[0]);
         let o: ReconfigOutcome;
-        const given = [v.remove, v.insert, v.replace].filter((x) => x !== undefined).length;
-        if (given !== 1) throw new UsageError('reconfig needs exactly one of --remove, --insert, --replace');
-        if (v.remove) o = await client.remove(session, v.remove);
-        else if (v.insert) {
-          if (!v.after) throw new UsageError('--insert needs --after ADDR');
-          o = await client.insert(session, v.insert, v.after);
-        } else {
-          if (!v.with) throw new UsageError('--replace needs --with ADDR');
-          o = await client.replace(session, v.replace!, v.with);
-        }
+        if (v.remove !== undefined) o = await client.remove(session, v.remove);
+        else if (v.insert !== undefined) o = await client.insert(session, v.insert, v.after!);
+        else o = await client.replace(session, v.replace!, v.with!);
         print(o, () => (o.result === 'completed' ? `completed in ${o.durationMs.toFixed(2)} ms (reconfiguration ${o.reconfigId})\n` : `aborted: ${o.reason ?? 'unknown reason'} after ${o.durationMs.toFixed(2)} ms\n`));
         return o.result === 'completed' ? 0 : 3;
       }
@@ -158,6 +157,27 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
 }
 
 class UsageError extends Error {}
+
+const COMMANDS = new Set(['sessions', 'policy', 'reconfig', 'cancel', 'stats', 'watch', 'shutdown']);
+
+/** The argument checks that need no agent, made before connecting to one. */
+function checkArgs(cmd: string, v: Record<string, string | boolean | undefined>, pos: string[]): void {
+  if (!COMMANDS.has(cmd)) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  if (cmd === 'policy') {
+    const sub = pos[0];
+    if (sub === 'add') {
+      if (!v.match || !v.chain) throw new UsageError('policy add needs --match and --chain');
+      if (v.id !== undefined) intArg(String(v.id), '--id');
+    } else if (sub === 'del' || sub === 'delete' || sub === 'rm') intArg(pos[1], 'policy id');
+    else if (sub !== 'list' && sub !== undefined) throw new UsageError(`unknown policy subcommand ${JSON.stringify(sub)} (add, list, del)`);
+  } else if (cmd === 'reconfig') {
+    sessionArg(pos[0]);
+    const given = [v.remove, v.insert, v.replace].filter((x) => x !== undefined).length;
+    if (given !== 1) throw new UsageError('reconfig needs exactly one of --remove, --insert, --replace');
+    if (v.insert !== undefined && !v.after) throw new UsageError('--insert needs --after ADDR');
+    if (v.replace !== undefined && !v.with) throw new UsageError('--replace needs --with ADDR');
+  } else if (cmd === 'cancel') sessionArg(pos[0]);
+}
 
 function intArg(s: string | undefined, what: string): number {
   if (s === undefined || !/^\d+$/.test(s)) throw new UsageError(`${what} must be a number, got ${JSON.stringify(s ?? '')}`);
