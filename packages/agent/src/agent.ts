@@ -8,6 +8,7 @@ import {
   type Address,
   type ControlMessage,
   type DataPlaneEvent,
+  type Deltas,
   DEFAULT_RETRY,
   type FiveTuple,
   type Hop,
@@ -108,7 +109,9 @@ export interface SessionInfo {
 export type AgentEvent =
   | { readonly type: 'sessionCreated'; readonly session: SessionInfo }
   | { readonly type: 'sessionEnded'; readonly id: number; readonly session: string; readonly reason: 'fin' | 'rst' | 'idle' }
-  | { readonly type: 'reconfigured'; readonly outcome: ReconfigOutcome; readonly sessionTuple: string };
+  | { readonly type: 'reconfigured'; readonly outcome: ReconfigOutcome; readonly sessionTuple: string }
+  /** This box left a session whose sides had different tuples (a spliced proxy): its sockets for it can go. */
+  | { readonly type: 'departed'; readonly id: number; readonly session: string; readonly rightSession: string };
 
 /** Errors an operator command can get back: bad arguments or a state the command does not apply to. */
 export class CommandError extends Error {
@@ -575,7 +578,14 @@ export class Agent extends EventEmitter {
           this.onOutcome(rec, a);
           break;
         default:
-          if (isPathAction(a)) {
+          if (a.type === 'removeRelay' && rec.rightSession) {
+            // a box whose two sides have different tuples (NAT, spliced proxy) leaves
+            this.table.removeIngress(a.left.subsession);
+            this.table.removeIngress(reverseTuple(a.right.subsession));
+            this.table.removeEgress(rec.rightSession);
+            this.table.removeEgress(reverseTuple(p.session));
+            this.emit('event', { type: 'departed', id: rec.id, session: formatTuple(p.session), rightSession: formatTuple(rec.rightSession) } satisfies AgentEvent);
+          } else if (isPathAction(a)) {
             this.log.debug('path action', { session: rec.id, action: a.type, ...('side' in a ? { side: a.side } : {}) });
             if (a.type === 'installRelay') {
               this.indexHop(rec, a.left.subsession);
@@ -683,6 +693,70 @@ export class Agent extends EventEmitter {
     this.log.info('reconfiguration requested', { session: rec.id, reconfigId, kind: req.kind, box: formatAddress(box), ...(req.kind === 'insert' ? { after: formatAddress(req.after) } : {}), ...(req.kind === 'replace' ? { with: formatAddress(req.with) } : {}) });
     this.handle(rec, ev);
     return done;
+  }
+
+  /**
+   * Splices a proxy out: `left` is the session a local proxy terminated (it
+   * arrived from the left and goes no further), `right` the one the proxy
+   * opened toward the server for it. They become one session through this
+   * box, whose byte streams differ by `deltas` (the proxy measured them on
+   * its sockets: see `tcp-state.ts`), and the box asks its left neighbour
+   * to take it out. Resolves with the outcome; on completion the two ends
+   * talk directly, each still under its own tuple and sequence space.
+   */
+  splice(leftRef: string | number, rightRef: string | number, deltas: Deltas): Promise<ReconfigOutcome> {
+    const l = this.findSession(leftRef);
+    const r = this.findSession(rightRef);
+    if (l === r) throw new CommandError('splice needs two different sessions');
+    if (!l.proto.left || l.proto.right) throw new CommandError(`session ${l.id} is not one a local proxy terminated (it must have a left hop and no right hop)`);
+    if (!r.proto.right || r.proto.left) throw new CommandError(`session ${r.id} is not one this host opened (it must have a right hop and no left hop)`);
+    for (const x of [l, r]) {
+      if (!x.proto.idle) throw new CommandError(`session ${x.id} is being reconfigured`, 'EBUSY');
+      if (x.ended) throw new CommandError(`session ${x.id} has ended (${x.ended})`);
+    }
+    // one session through this box: the left side keeps its tuple, the right side is the proxy's upstream connection
+    l.proto.right = r.proto.right;
+    l.proto.ownDeltas = deltas;
+    l.rightSession = r.proto.session;
+    l.downstream = r.downstream;
+    for (const t of r.timers.values()) clearTimeout(t);
+    for (const k of r.hops) this.byHop.set(k, l), l.hops.add(k);
+    this.bySession.set(tupleKey(r.proto.session), l);
+    this.sessions.delete(r.id);
+    this.log.info('sessions joined for splicing', { left: l.id, right: r.id, deltas });
+    const reconfigId = this.nextReconfigId++ >>> 0 || (this.nextReconfigId = 2, 1);
+    const started = Number(process.hrtime.bigint() / 1000n) / 1000;
+    const done = new Promise<ReconfigOutcome>((resolve) => this.waiting.set(reconfigId, { session: l.id, started, resolve }));
+    this.handle(l, { type: 'requestSelfReconfig', reconfigId, newChain: [] });
+    this.scheduleSave();
+    return done;
+  }
+
+  /**
+   * The session of a local socket: its tuple in either direction, or for a
+   * proxy's accepted socket whose destination a local redirect changed,
+   * the session that came from its remote end and ends here.
+   */
+  findBySocket(local: string, remote: string): SessionRecord {
+    try {
+      return this.findSession(`${remote}>${local}`);
+    } catch {
+      // not the accepted side of a redirect
+    }
+    try {
+      return this.findSession(`${local}>${remote}`);
+    } catch {
+      // try the redirected form below
+    }
+    let from: FiveTuple;
+    try {
+      from = parseTuple(`${remote}>${local}`);
+    } catch (e) {
+      throw new CommandError(`bad socket ends: ${(e as Error).message}`);
+    }
+    const m = [...this.sessions.values()].filter((r) => !r.proto.right && r.proto.left && addressEquals(r.proto.session.src, from.src) && r.proto.session.sport === from.sport);
+    if (m.length === 1) return m[0]!;
+    throw new CommandError(`no session for the socket ${local} <-> ${remote}`, 'ENOSESSION');
   }
 
   /** Cancels this agent's reconfiguration of a session, if it can still be cancelled. */

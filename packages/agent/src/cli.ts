@@ -197,6 +197,8 @@ function describeEvent(e: import('./agent.js').AgentEvent): string {
       return `session ${e.id} ${e.session} ended (${e.reason})`;
     case 'reconfigured':
       return `session ${e.outcome.session} ${e.sessionTuple}: reconfiguration ${e.outcome.reconfigId} ${e.outcome.result}${e.outcome.reason ? ` (${e.outcome.reason})` : ''} in ${e.outcome.durationMs.toFixed(2)} ms`;
+    case 'departed':
+      return `session ${e.id} ${e.session}: this box left it (its other side was ${e.rightSession})`;
   }
 }
 

@@ -120,13 +120,77 @@ export class DyscoClient {
     const { localAddress, localPort, remoteAddress, remotePort } = sock;
     if (!localAddress || !remoteAddress || !localPort || !remotePort) throw new AgentError('the socket is not connected', 'EINVAL');
     const strip = (a: string) => a.replace(/^::ffff:/, '');
-    const ep = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+    const ep = (a: string, p: number) => (strip(a).includes(':') ? `[${strip(a)}]:${p}` : `${strip(a)}:${p}`);
     try {
-      return await this.session(`${ep(strip(remoteAddress), remotePort)}>${ep(strip(localAddress), localPort)}`);
+      return await this.call<SessionInfo>('sessionOf', { local: ep(localAddress, localPort), remote: ep(remoteAddress, remotePort) });
     } catch (e) {
       if (e instanceof AgentError && e.code === 'ENOSESSION') return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Splices a proxy out of a session. `clientSide` is the socket the proxy
+   * accepted (the session from the client), `serverSide` the one it opened
+   * for it toward the server; the application keeps piping between them
+   * until the call resolves. The two connections' byte streams are related
+   * by the sequence numbers the kernel holds for the sockets (read in TCP
+   * repair mode, so the process needs CAP_NET_ADMIN); the agent joins the
+   * two sessions and asks the left neighbour to take this box out. On
+   * completion both sockets are closed without a FIN or a reset (the
+   * client and the server now talk directly, and must not hear from this
+   * box); on abort they are left as they were and the proxy carries on.
+   *
+   * Needs: TCP timestamps off on the proxy's host (net.ipv4.tcp_timestamps=0;
+   * the two connections' timestamp clocks cannot be related), and a policy
+   * on this host steering the upstream connection (an empty chain will do).
+   */
+  async splice(clientSide: Socket, serverSide: Socket, o: { drainTimeoutMs?: number } = {}): Promise<ReconfigOutcome> {
+    const { readTcpState, socketFd, quiesce } = await import('./tcp-state.js');
+    const ends = (s: Socket) => {
+      const strip = (a: string) => a.replace(/^::ffff:/, '');
+      const ep = (a: string | undefined, p: number | undefined) => (a && p ? (a.includes(':') ? `[${strip(a)}]:${p}` : `${strip(a)}:${p}`) : undefined);
+      const local = ep(s.localAddress, s.localPort);
+      const remote = ep(s.remoteAddress, s.remotePort);
+      if (!local || !remote) throw new AgentError('a socket to splice is not connected', 'EINVAL');
+      return { local, remote };
+    };
+    const left = await this.call<SessionInfo>('sessionOf', ends(clientSide));
+    const right = await this.call<SessionInfo>('sessionOf', ends(serverSide));
+    // everything the application read must be in the kernel of the other socket: no bytes in between
+    const deadline = Date.now() + (o.drainTimeoutMs ?? 5000);
+    while (clientSide.writableLength > 0 || serverSide.writableLength > 0) {
+      if (Date.now() > deadline) throw new AgentError('the proxy still holds unsent data; splice refused', 'EBUSY');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const fa = socketFd(clientSide);
+    const fb = socketFd(serverSide);
+    const a = readTcpState(fa);
+    const b = readTcpState(fb);
+    if (a.timestamps || b.timestamps) throw new AgentError('TCP timestamps are on for these connections; splicing needs net.ipv4.tcp_timestamps=0 on the proxy host', 'EINVAL');
+    const deltas = {
+      seqLR: (b.writeSeq - a.readSeq) | 0,
+      seqRL: (a.writeSeq - b.readSeq) | 0,
+      tsLR: 0,
+      tsRL: 0,
+      wsFromLR: a.peerWscale,
+      wsToLR: b.ownWscale,
+      wsFromRL: b.peerWscale,
+      wsToRL: a.ownWscale,
+    };
+    const outcome = await this.call<ReconfigOutcome>('splice', { left: left.id, right: right.id, deltas });
+    if (outcome.result === 'completed') {
+      for (const [s, fd] of [[clientSide, fa], [serverSide, fb]] as const) {
+        s.unpipe();
+        try {
+          quiesce(fd);
+        } catch {
+          // already closed by the peer's side: nothing will be sent
+        }
+        s.destroy();
+      }
+    }
+    return outcome;
   }
 
   /**

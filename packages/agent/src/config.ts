@@ -280,7 +280,7 @@ export function validateConfig(raw: unknown, source = 'config'): AgentConfig {
         if (!Number.isInteger(p.id) || (p.id as number) < 1 || (p.id as number) > 0xffffffff) return void bad(`policies[${i}].id`, `must be an integer in 1..4294967295, got ${JSON.stringify(p.id)}`);
         if (policies.some((q) => q.id === p.id)) return void bad(`policies[${i}].id`, `policy id ${String(p.id)} given twice`);
         if (typeof p.match !== 'string') return void bad(`policies[${i}].match`, 'must be a string such as "dst 10.0.0.0/24 dport 80"');
-        if (!Array.isArray(p.chain) || p.chain.length === 0 || p.chain.length > 7) return void bad(`policies[${i}].chain`, 'must be a list of 1..7 middlebox addresses');
+        if (!Array.isArray(p.chain) || p.chain.length > 7) return void bad(`policies[${i}].chain`, 'must be a list of 0..7 middlebox addresses (none: a direct subsession to the destination, as a proxy needs for the connections it opens)');
         let match: Omit<Policy, 'id' | 'chain'>;
         try {
           match = parseMatch(p.match);

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { type Server, type Socket, createConnection, createServer } from 'node:net';
 import { dirname } from 'node:path';
-import { formatAddress, parseAddress } from '@dysco/protocol';
+import { type Deltas, formatAddress, parseAddress } from '@dysco/protocol';
 import { type Agent, type AgentEvent, CommandError, type ReconfigRequest } from './agent.js';
 import { formatMatch, parseMatch } from './config.js';
 
@@ -41,6 +41,23 @@ const addr = (p: Record<string, unknown>, k: string) => {
     throw new CommandError(`parameter ${k}: ${(e as Error).message}`);
   }
 };
+
+function deltasParam(v: unknown): Deltas {
+  if (typeof v !== 'object' || v === null) throw new CommandError('parameter deltas must be an object');
+  const d = v as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const k of ['seqLR', 'seqRL', 'tsLR', 'tsRL'] as const) {
+    const x = d[k] ?? 0;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < -0x80000000 || x > 0xffffffff) throw new CommandError(`deltas.${k} must be a 32-bit integer`);
+    out[k] = x | 0;
+  }
+  for (const k of ['wsFromLR', 'wsToLR', 'wsFromRL', 'wsToRL'] as const) {
+    const x = d[k] ?? 0;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 14) throw new CommandError(`deltas.${k} must be a window scale 0..14`);
+    out[k] = x;
+  }
+  return out as unknown as Deltas;
+}
 
 export type ShutdownRequest = { readonly keepDataPlane: boolean };
 
@@ -161,7 +178,7 @@ export class ControlServer {
           throw new CommandError(`match: ${(e as Error).message}`);
         }
         const chainRaw = p.chain;
-        if (!Array.isArray(chainRaw) || chainRaw.length === 0 || chainRaw.length > 7) throw new CommandError('chain must list 1..7 middlebox addresses');
+        if (!Array.isArray(chainRaw) || chainRaw.length > 7) throw new CommandError('chain must list 0..7 middlebox addresses (none: a direct subsession to the destination)');
         const chain = chainRaw.map((c, i) => addr({ [`chain[${i}]`]: c }, `chain[${i}]`));
         let id = p.id;
         if (id === undefined) id = Math.max(0, ...a.policies().map((x) => x.id)) + 1;
@@ -193,6 +210,14 @@ export class ControlServer {
             throw new CommandError('kind must be remove, insert or replace');
         }
         return a.reconfigure(ref, r);
+      }
+      case 'sessionOf':
+        return a.info(a.findBySocket(str(p, 'local'), str(p, 'remote')));
+      case 'splice': {
+        const l = p.left;
+        const r = p.right;
+        if ((typeof l !== 'string' && typeof l !== 'number') || (typeof r !== 'string' && typeof r !== 'number')) throw new CommandError('parameters left and right must be session ids or tuples');
+        return a.splice(l, r, deltasParam(p.deltas));
       }
       case 'cancel': {
         const ref = p.session;

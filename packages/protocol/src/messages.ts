@@ -151,16 +151,26 @@ export type ControlMessage =
   | Ack
   | Teardown;
 
-/** Adds the deltas of one more box to those accumulated so far along a segment. */
+/**
+ * Adds the deltas of one more box to those accumulated so far along a
+ * segment. A window-scale pair with equal sides rescales nothing, whatever
+ * its value; when neither part rescales in a direction, neither does the
+ * sum (0/0), so that two identities with different numbers never combine
+ * into a rescaling.
+ */
 export function composeDeltas(a: Deltas, b: Deltas): Deltas {
+  const idLRa = a.wsFromLR === a.wsToLR;
+  const idLRb = b.wsFromLR === b.wsToLR;
+  const idRLa = a.wsFromRL === a.wsToRL;
+  const idRLb = b.wsFromRL === b.wsToRL;
   return {
     seqLR: (a.seqLR + b.seqLR) | 0,
     seqRL: (a.seqRL + b.seqRL) | 0,
     tsLR: (a.tsLR + b.tsLR) | 0,
     tsRL: (a.tsRL + b.tsRL) | 0,
-    wsFromLR: a.wsFromLR === a.wsToLR ? b.wsFromLR : a.wsFromLR,
-    wsToLR: b.wsFromLR === b.wsToLR ? a.wsToLR : b.wsToLR,
-    wsFromRL: b.wsFromRL === b.wsToRL ? a.wsFromRL : b.wsFromRL,
-    wsToRL: a.wsFromRL === a.wsToRL ? b.wsToRL : a.wsToRL,
+    wsFromLR: idLRa && idLRb ? 0 : idLRa ? b.wsFromLR : a.wsFromLR,
+    wsToLR: idLRa && idLRb ? 0 : idLRb ? a.wsToLR : b.wsToLR,
+    wsFromRL: idRLa && idRLb ? 0 : idRLb ? a.wsFromRL : b.wsFromRL,
+    wsToRL: idRLa && idRLb ? 0 : idRLa ? b.wsToRL : a.wsToRL,
   };
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { SessionProtocol } from '../dist/reconfig/session-protocol.js';
 import { DEFAULT_RETRY, type Hop, type ProtocolAction, type ProtocolEvent } from '../dist/reconfig/types.js';
-import { ZERO_DELTAS, type Deltas } from '../dist/messages.js';
+import { ZERO_DELTAS, composeDeltas, type Deltas } from '../dist/messages.js';
 import { tuple } from '../dist/tuple.js';
 import { formatAddress, ip, type Address } from '../dist/address.js';
 
@@ -112,4 +112,22 @@ t.test('a box that took a delta box out as left anchor adds those deltas when it
   run(net, A, { type: 'reconfigure', reconfigId: 1, rightAnchor: B, newChain: [], newHop: hop(B, ab) });
   const enter = net.actions.find((x) => x.at === A && x.a.type === 'enterTwoPaths')?.a;
   t.same(enter && enter.type === 'enterTwoPaths' ? enter.deltas : undefined, BOX, "A's new path, which bypasses P, applies X's deltas");
+});
+
+t.test('window-scale identities compose into no rescaling, whatever their numbers', async (t) => {
+  const id10 = { ...ZERO_DELTAS, wsFromLR: 10, wsToLR: 10, wsFromRL: 7, wsToRL: 7 };
+  const sum = composeDeltas(ZERO_DELTAS, id10);
+  t.equal(sum.wsFromLR, sum.wsToLR, 'left to right: none');
+  t.equal(sum.wsFromRL, sum.wsToRL, 'right to left: none');
+  t.same(composeDeltas(id10, ZERO_DELTAS), { ...ZERO_DELTAS }, 'either order');
+  // a real rescaling survives an identity on either side, in both directions
+  const r = { ...ZERO_DELTAS, wsFromLR: 7, wsToLR: 2, wsFromRL: 3, wsToRL: 9 };
+  for (const x of [composeDeltas(r, id10), composeDeltas(id10, r)]) {
+    t.same([x.wsFromLR, x.wsToLR, x.wsFromRL, x.wsToRL], [7, 2, 3, 9]);
+  }
+  // two rescalings chain: the first's sender scale to the second's receiver scale
+  const r2 = { ...ZERO_DELTAS, wsFromLR: 2, wsToLR: 5, wsFromRL: 4, wsToRL: 3 };
+  const c = composeDeltas(r, r2);
+  t.same([c.wsFromLR, c.wsToLR], [7, 5], 'left to right: a then b');
+  t.same([c.wsFromRL, c.wsToRL], [4, 9], 'right to left: b then a');
 });

@@ -1,0 +1,60 @@
+/**
+ * A terminating TCP proxy spliced out of live sessions: the proxy (a
+ * TypeScript application on the library) relays a transfer in both
+ * directions, then joins its two connections and leaves; the client and the
+ * server carry on directly, each under its own tuple and sequence space.
+ */
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { type Host, Topology } from '@dysco/agent/topology';
+import { streamSha256 } from '@dysco/agent/tools/stream';
+import { privilegedSkipReason, sleep, transfer } from './helpers.js';
+
+const skip = privilegedSkipReason();
+const PROXY = fileURLToPath(new URL('./splice-proxy.js', import.meta.url));
+
+t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives once', skip ? { skip } : {}, async (t) => {
+  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
+  t.teardown(() => bed.destroy());
+  const [client, proxy, server] = (["client", "proxy", "server"] as const).map((n) => bed.host(n)) as [Host, Host, Host];
+  // sessions for the server are taken by the local proxy; its own connections to the server are Dysco sessions too (empty chain)
+  proxy.run(
+    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
+  );
+  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
+  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
+  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
+  await server.startAgent();
+  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '700']);
+  const lines: string[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  let err = '';
+  app.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  app.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
+  });
+  await Promise.race([isReady, sleep(10_000).then(() => { throw new Error(`proxy not ready: ${err}`); })]);
+
+  const bytes = 6_000_000;
+  const tr = await transfer(client, server, { bytes, rate: 2_000_000 });
+  const local = await tr.connected;
+  for (let i = 0; i < 60 && lines.length === 0; i++) await sleep(100);
+  const r = JSON.parse(lines[0] ?? '{}') as { outcome?: { result: string; reason?: string; durationMs: number }; error?: string; relayed?: number };
+  t.equal(r.error, undefined, 'the splice was accepted');
+  t.equal(r.outcome?.result, 'completed', `the proxy spliced itself out in ${r.outcome?.durationMs?.toFixed(1)} ms${r.outcome?.reason ? ` (${r.outcome.reason})` : ''}`);
+  t.ok((r.relayed ?? 0) > 0, `after relaying ${r.relayed} bytes itself`);
+  const at = (h: Host) => JSON.parse(h.agent!.cli('sessions', '--json').stdout) as { session: string; left?: { agent: string }; right?: { agent: string } }[];
+  t.equal(at(client)[0]?.right?.agent, server.address, 'the client now talks to the server directly');
+  t.equal(at(server)[0]?.left?.agent, client.address, 'and the server to the client');
+  const [c, s] = await Promise.all([tr.client, tr.server]);
+  t.equal(c.local, local);
+  t.equal(s.remote.split(':')[0], proxy.address, "the server's application still sees the proxy's connection");
+  t.equal(s.received, bytes, 'every byte client to server');
+  t.equal(c.received, bytes, 'every byte server to client');
+  t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
+  t.equal(c.receivedSha256, streamSha256(2, bytes), 'server-to-client content intact');
+  t.notOk(c.reset || s.reset, 'no reset');
+  const gap = Math.max(c.maxGapMs, s.maxGapMs);
+  t.ok(gap < 1000, `longest stall ${gap} ms`);
+});
