@@ -71,6 +71,8 @@ export interface SessionRecord {
    * are keyed by this one.
    */
   rightSession: FiveTuple | undefined;
+  /** Called when this box has left the session's path (its relay entries are gone). */
+  onDepart: (() => void) | undefined;
   /** Reconfigurations this agent anchors as left anchor: what it will become on completion. */
   plan: { reconfigId: number; rightAnchor: Address; newChain: readonly Address[] } | undefined;
 }
@@ -399,6 +401,7 @@ export class Agent extends EventEmitter {
       linger: undefined,
       plan: undefined,
       rightSession: undefined,
+      onDepart: undefined,
     };
     if (rec.id >= this.nextSessionId) this.nextSessionId = rec.id + 1;
     this.sessions.set(rec.id, rec);
@@ -585,6 +588,9 @@ export class Agent extends EventEmitter {
             this.table.removeEgress(rec.rightSession);
             this.table.removeEgress(reverseTuple(p.session));
             this.emit('event', { type: 'departed', id: rec.id, session: formatTuple(p.session), rightSession: formatTuple(rec.rightSession) } satisfies AgentEvent);
+            const cb = rec.onDepart;
+            rec.onDepart = undefined;
+            cb?.();
           } else if (isPathAction(a)) {
             this.log.debug('path action', { session: rec.id, action: a.type, ...('side' in a ? { side: a.side } : {}) });
             if (a.type === 'installRelay') {
@@ -726,7 +732,18 @@ export class Agent extends EventEmitter {
     this.log.info('sessions joined for splicing', { left: l.id, right: r.id, deltas });
     const reconfigId = this.nextReconfigId++ >>> 0 || (this.nextReconfigId = 2, 1);
     const started = Number(process.hrtime.bigint() / 1000n) / 1000;
-    const done = new Promise<ReconfigOutcome>((resolve) => this.waiting.set(reconfigId, { session: l.id, started, resolve }));
+    // the request completes when the first anchor is done; the proxy must relay until the box is off the path in both directions
+    let departed!: () => void;
+    const off = new Promise<void>((resolve) => (departed = resolve));
+    l.onDepart = departed;
+    const done = new Promise<ReconfigOutcome>((resolve) => this.waiting.set(reconfigId, { session: l.id, started, resolve })).then(async (o) => {
+      if (o.result !== 'completed') {
+        l.onDepart = undefined;
+        return o;
+      }
+      await off;
+      return { ...o, durationMs: Number(process.hrtime.bigint() / 1000n) / 1000 - started };
+    });
     this.handle(l, { type: 'requestSelfReconfig', reconfigId, newChain: [] });
     this.scheduleSave();
     return done;
