@@ -167,6 +167,8 @@ t.test('overlapping requests: one wins, the other is refused, the session carrie
     // refused either by the protocol (an aborted outcome) or, when the other request already holds this agent's lock, by the agent up front
     const o = [r1, r2].map((r) => {
       if (r.status === 1 && r.stderr.includes('[EBUSY]')) return { result: 'aborted', reason: 'busy' };
+      // or, when the other one finished first, because the box asked to act is no longer on the path
+      if (r.status === 1 && r.stderr.includes('no longer on its path')) return { result: 'aborted', reason: 'locked' };
       try {
         return JSON.parse(r.stdout) as { result: string; reason?: string };
       } catch {
@@ -301,6 +303,52 @@ t.test('an nftables NAT box on the chain: the session crosses it, and a box is i
   t.equal(sessionsAt(nat.agent!)[0]?.left?.agent, b.h.client!.address, 'and from the client again');
   const [c, s] = await Promise.all([tr.client, tr.server]);
   t.match(s.remote, new RegExp(`^${nat.address.replace(/\./g, '\\.')}:30\\d\\d\\d$`), 'the server application sees the translated source');
+  t.equal(s.received, bytes, 'every byte client to server');
+  t.equal(c.received, bytes, 'every byte server to client');
+  t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
+  t.equal(c.receivedSha256, streamSha256(2, bytes), 'server-to-client content intact');
+  t.notOk(c.reset || s.reset, 'no reset');
+});
+
+t.test('closed sessions are reclaimed: the agents forget them and the kernel tables empty', opts, async (t) => {
+  const b = await bedWith(t, ['client', 'box', 'server'], ['box'], { config: { closedLinger: 1 } });
+  await runWithReconfig(t, b, () => undefined, { bytes: 1_000_000 });
+  for (const h of Object.values(b.h)) t.equal(sessionsAt(h.agent!).length, 1, `${h.name} still has the closed session during its linger`);
+  await sleep(1600);
+  for (const h of Object.values(b.h)) {
+    t.same(sessionsAt(h.agent!), [], `${h.name} has forgotten it`);
+    const st = JSON.parse(h.agent!.cli('stats', '--json').stdout) as { table: { egress: number; ingress: number }; agent: Record<string, number> };
+    t.equal(st.table.egress + st.table.ingress, 0, `${h.name}'s kernel holds no entry of it`);
+    t.equal(st.agent['dysco_sessions_ended_total{reason="fin"}'], 1, 'counted as ended by FIN');
+  }
+});
+
+t.test('haproxy in TCP mode on the chain: the session ends at the proxy, a box is inserted before it and removed', opts, async (t) => {
+  const b = await bedWith(t, ['client', 'box', 'proxy', 'server'], ['proxy']);
+  const proxy = b.h.proxy!;
+  proxy.run(`nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${b.h.server!.address} tcp dport 9000 redirect to :8000`);
+  const cfg = join(b.bed.dir, 'haproxy.cfg');
+  writeFileSync(cfg, `global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend in\n  bind ${proxy.address}:8000\n  default_backend out\nbackend out\n  server s1 ${b.h.server!.address}:9000\n`);
+  const hp = proxy.spawn(['haproxy', '-db', '-f', cfg]);
+  let hpErr = '';
+  hp.stderr!.on('data', (d: Buffer) => (hpErr += d.toString()));
+  await sleep(500);
+  t.equal(hp.exitCode, null, `haproxy runs ${hpErr}`);
+  const bytes = 6_000_000;
+  const tr = await transfer(b.h.client!, b.h.server!, { bytes, rate: 2_000_000 });
+  const local = await tr.connected;
+  const session = `${local}>${b.h.server!.address}:9000`;
+  await sleep(500);
+  const atProxy = sessionsAt(proxy.agent!);
+  t.equal(atProxy[0]?.session, session, 'the proxy host has the session');
+  t.equal(atProxy[0]?.right, undefined, 'and it ends there: haproxy terminates it');
+  outcomeOf(t, b.h.client!.agent!.cli('reconfig', session, '--insert', b.h.box!.address, '--after', b.h.client!.address, '--json'), 'completed');
+  t.equal(sessionsAt(proxy.agent!)[0]?.left?.agent, b.h.box!.address, 'the proxy now hears from the inserted box');
+  await sleep(300);
+  outcomeOf(t, b.h.client!.agent!.cli('reconfig', session, '--remove', b.h.box!.address, '--json'), 'completed');
+  const [c, s] = await Promise.all([tr.client, tr.server]);
+  t.equal(s.remote.split(':')[0], proxy.address, "the server's application sees haproxy's connection");
+  t.equal(c.local, local);
   t.equal(s.received, bytes, 'every byte client to server');
   t.equal(c.received, bytes, 'every byte server to client');
   t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
