@@ -41,7 +41,7 @@ import {
 import { type AttachMode, COUNTER_NAMES, type Counters, DataPlane } from '@dysco/xdp';
 import { detachPinnedLink, type Attachment } from 'ebpf-ts-loader';
 import type { AgentConfig } from './config.js';
-import { KernelTable } from './kernel-table.js';
+import { CONNECTION_POLICY_BASE, KernelTable } from './kernel-table.js';
 import { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 
@@ -786,6 +786,22 @@ export class Agent extends EventEmitter {
     if (this.table.policies.some((q) => q.id === p.id)) throw new CommandError(`policy ${p.id} exists (delete it first)`);
     this.table.addPolicy(p);
     this.log.info('policy added', { id: p.id });
+  }
+
+  private nextConnectionPolicy = CONNECTION_POLICY_BASE;
+
+  /**
+   * A classifier's choice: the connection from `src` to `dst` that a local
+   * application is about to open goes through `chain`. Returns the id of
+   * the per-connection policy, to be removed once the connection is up.
+   */
+  steerConnection(src: { address: Address; port: number }, dst: { address: Address; port: number }, chain: readonly Address[]): number {
+    const id = this.nextConnectionPolicy;
+    this.nextConnectionPolicy = this.nextConnectionPolicy >= 0xfffffff0 ? CONNECTION_POLICY_BASE : this.nextConnectionPolicy + 1;
+    const host = (a: Address) => ({ address: a, length: a.family === 4 ? 32 : 128 });
+    this.table.addPolicy({ id, src: host(src.address), dst: host(dst.address), sport: [src.port, src.port], dport: [dst.port, dst.port], chain });
+    this.log.info('connection steered by a classifier', { id, src: formatAddress(src.address), sport: src.port, dst: formatAddress(dst.address), dport: dst.port, chain: chain.map(formatAddress) });
+    return id;
   }
 
   removePolicy(id: number): void {

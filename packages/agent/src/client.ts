@@ -194,6 +194,37 @@ export class DyscoClient {
   }
 
   /**
+   * A classifier's connection: opens a TCP connection to `host:port` whose
+   * session goes through `chain` (middlebox addresses, in order; empty for a
+   * direct session), whatever the standing policies say. The agent holds a
+   * policy for exactly this connection's tuple while it is set up.
+   *
+   * ```ts
+   * const upstream = await dysco.connectVia(['10.0.0.7'], { host: '10.0.0.9', port: 80 });
+   * ```
+   */
+  async connectVia(chain: readonly string[], o: { host: string; port: number; localAddress?: string }): Promise<Socket> {
+    const { address } = await this.call<{ address: string }>('ping');
+    const localAddress = o.localAddress ?? address;
+    for (let attempt = 0; ; attempt++) {
+      // a port outside the subsession range and rarely used by the kernel's own choices
+      const localPort = 20000 + Math.floor(Math.random() * 12000);
+      const { id } = await this.call<{ id: number }>('steer', { src: localAddress, sport: localPort, dst: o.host, dport: o.port, chain });
+      try {
+        return await new Promise<Socket>((resolve, reject) => {
+          const s = createConnection({ host: o.host, port: o.port, localAddress, localPort, allowHalfOpen: true });
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 8) throw e;
+      } finally {
+        await this.call('policy.del', { id }).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
    * Calls `listener` for every session event at this agent (created, ended,
    * reconfigured) until the returned function is called.
    */

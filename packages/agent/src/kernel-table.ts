@@ -32,6 +32,13 @@ type TwoPath = NonNullable<EgressEntry['twoPath']>;
 const keyOf = (t: FiveTuple) => Buffer.from(encodeTupleKey(t));
 
 /**
+ * Policy ids from here up are per-connection policies, installed for one
+ * connection a local application is about to open (a classifier choosing
+ * its chain) and removed once it is set up; the kernel tries them first.
+ */
+export const CONNECTION_POLICY_BASE = 0xf0000000;
+
+/**
  * The session table of @dysco/protocol, held in the kernel's maps instead of
  * in memory: every read decodes the entry the data plane holds now, every
  * write encodes it back. The reconfiguration's path actions
@@ -149,7 +156,9 @@ export class KernelTable extends SessionTable {
     const want = new Set(this.policies.map((p) => p.id));
     for (const k of [...m.keys()]) if (!want.has(k.readUInt32LE(0))) m.delete(k);
     for (const p of this.policies) m.update(Buffer.from(encodePolicyKey(p.id)), Buffer.from(encodePolicyValue(p)));
-    this.dp.setPolicyOrder(this.policies.map((p) => p.id));
+    // per-connection policies (a classifier's choice for one connection) come before every standing policy
+    const ids = this.policies.map((p) => p.id);
+    this.dp.setPolicyOrder([...ids.filter((i) => i >= CONNECTION_POLICY_BASE), ...ids.filter((i) => i < CONNECTION_POLICY_BASE)]);
   }
 
   override removePolicy(id: number): boolean {

@@ -211,6 +211,17 @@ export class ControlServer {
         }
         return a.reconfigure(ref, r);
       }
+      case 'steer': {
+        const port = (k: string) => {
+          const v = p[k];
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) throw new CommandError(`parameter ${k} must be a port`);
+          return v;
+        };
+        const chainRaw = p.chain;
+        if (!Array.isArray(chainRaw) || chainRaw.length > 7) throw new CommandError('chain must list 0..7 middlebox addresses');
+        const chain = chainRaw.map((c, i) => addr({ [`chain[${i}]`]: c }, `chain[${i}]`));
+        return { id: a.steerConnection({ address: addr(p, 'src'), port: port('sport') }, { address: addr(p, 'dst'), port: port('dport') }, chain) };
+      }
       case 'sessionOf':
         return a.info(a.findBySocket(str(p, 'local'), str(p, 'remote')));
       case 'splice': {

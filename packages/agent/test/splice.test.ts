@@ -58,3 +58,48 @@ t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives o
   const gap = Math.max(c.maxGapMs, s.maxGapMs);
   t.ok(gap < 1000, `longest stall ${gap} ms`);
 });
+
+t.test('a classifier proxy picks the chain of the connection it opens, then splices itself out of it', skip ? { skip } : {}, async (t) => {
+  const bed = Topology.create({ hosts: ['client', 'proxy', { name: 'box', router: true }, 'server'] });
+  t.teardown(() => bed.destroy());
+  const [client, proxy, box, server] = (['client', 'proxy', 'box', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host, Host];
+  proxy.run(
+    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
+  );
+  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
+  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
+  // the standing policy says direct; the classifier's choice for its connection wins
+  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
+  await box.startAgent();
+  await server.startAgent();
+  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '1200', box.address]);
+  const lines: string[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  app.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
+  });
+  await isReady;
+  const bytes = 8_000_000;
+  const tr = await transfer(client, server, { bytes, rate: 2_000_000 });
+  await tr.connected;
+  await sleep(600);
+  const at = (h: Host) => JSON.parse(h.agent!.cli('sessions', '--json').stdout) as { session: string; left?: { agent: string }; right?: { agent: string } }[];
+  const viaBox = at(box);
+  t.equal(viaBox.length, 1, 'the upstream connection goes through the box the classifier chose');
+  t.equal(viaBox[0]?.left?.agent, proxy.address);
+  t.equal(viaBox[0]?.right?.agent, server.address);
+  const pol = JSON.parse(proxy.agent!.cli('policy', 'list', '--json').stdout) as { id: number }[];
+  t.same(pol.map((p) => p.id), [1], 'the per-connection policy is gone once the connection is up');
+  for (let i = 0; i < 60 && lines.length === 0; i++) await sleep(100);
+  const r = JSON.parse(lines[0] ?? '{}') as { outcome?: { result: string; durationMs: number }; error?: string };
+  t.equal(r.outcome?.result, 'completed', `then the proxy spliced itself out in ${r.outcome?.durationMs?.toFixed(1)} ms ${r.error ?? ''}`);
+  t.equal(at(client)[0]?.right?.agent, box.address, 'the client now talks to the box');
+  t.equal(at(box)[0]?.left?.agent, client.address, 'which hears from the client');
+  const [c, s] = await Promise.all([tr.client, tr.server]);
+  t.equal(s.received, bytes, 'every byte client to server');
+  t.equal(c.received, bytes, 'every byte server to client');
+  t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
+  t.equal(c.receivedSha256, streamSha256(2, bytes), 'server-to-client content intact');
+  t.notOk(c.reset || s.reset, 'no reset');
+});
