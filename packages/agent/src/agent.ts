@@ -215,7 +215,7 @@ export class Agent extends EventEmitter {
     // identifiers stay unique across restarts: seconds since the epoch, 16 per second
     this.nextReconfigId = ((Math.floor(Date.now() / 1000) * 16) >>> 0) || 1;
     this.metrics.gauge('dysco_sessions', 'Sessions this agent takes part in now', () => [{ labels: {}, value: this.sessions.size }]);
-    this.metrics.gauge('dysco_dataplane_packets_total', 'Data-plane counters summed over CPUs, by counter', () => {
+    this.metrics.collected('dysco_dataplane_packets_total', 'Data-plane counters summed over CPUs, by counter', 'counter', () => {
       const c = this.dp.counters();
       return COUNTER_NAMES.map((n) => ({ labels: { counter: n }, value: Number(c[n] ?? 0) }));
     });
@@ -260,7 +260,11 @@ export class Agent extends EventEmitter {
     );
     await this.openControl();
     for (const ifname of c.interfaces) this.attach(ifname);
-    if (c.metrics) this.metricsServer = await this.metrics.serve(c.metrics.host, c.metrics.port);
+    if (c.metrics) {
+      this.metricsServer = await this.metrics.serve(c.metrics.host, c.metrics.port);
+      const a = this.metricsServer.address();
+      this.log.info('metrics served', { url: `http://${c.metrics.host.includes(':') ? `[${c.metrics.host}]` : c.metrics.host}:${typeof a === 'object' && a ? a.port : c.metrics.port}/metrics` });
+    }
     const every = Math.max(1000, Math.min(30_000, (c.idleTimeout * 1000) / 4));
     this.reclaimTimer = setInterval(() => this.guard('reclaim', () => this.reclaimIdle()), every);
     this.reclaimTimer.unref();

@@ -8,7 +8,7 @@ const USAGE = `usage: dysco <command> [options]
   agent --config FILE [--mode auto|tc|xdp] [--socket PATH] [--log-level L] [--keep-on-exit]
                                     run the agent in this network namespace
   agent --help-config               describe the configuration file
-  policy add --match PRED --chain ADDR[,ADDR...] [--id N]
+  policy add --match PRED --chain ADDR[,ADDR...] [--id N]   (--chain '': direct)
                                     steer new TCP connections matching PRED
                                     (PRED: "src PREFIX dst PREFIX sport N[-M] dport N[-M]")
   policy list | policy del ID
@@ -129,11 +129,13 @@ export async function main(argv: string[], out: Out = (s) => process.stdout.writ
         return 0;
       }
       case 'watch': {
-        await client.subscribe((e) => out(json ? `${JSON.stringify(e)}\n` : `${new Date().toISOString()} ${describeEvent(e)}\n`));
-        await new Promise<void>((resolve) => {
+        // the handlers first: a Ctrl-C while the first events print still ends cleanly
+        const stopped = new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
+        await client.subscribe((e) => out(json ? `${JSON.stringify(e)}\n` : `${new Date().toISOString()} ${describeEvent(e)}\n`));
+        await stopped;
         return 0;
       }
       case 'shutdown': {
@@ -166,7 +168,7 @@ function checkArgs(cmd: string, v: Record<string, string | boolean | undefined>,
   if (cmd === 'policy') {
     const sub = pos[0];
     if (sub === 'add') {
-      if (!v.match || !v.chain) throw new UsageError('policy add needs --match and --chain');
+      if (!v.match || v.chain === undefined) throw new UsageError("policy add needs --match and --chain (--chain '' for a direct session)");
       if (v.id !== undefined) intArg(String(v.id), '--id');
     } else if (sub === 'del' || sub === 'delete' || sub === 'rm') intArg(pos[1], 'policy id');
     else if (sub !== 'list' && sub !== undefined) throw new UsageError(`unknown policy subcommand ${JSON.stringify(sub)} (add, list, del)`);
@@ -213,7 +215,7 @@ function formatSessions(s: SessionInfo[]): string {
     ['ID', 'SESSION', 'ROLE', 'LEFT', 'RIGHT', 'STATE', 'PACKETS', 'BYTES'],
     ...s.map((x) => [
       String(x.id),
-      x.session,
+      x.rightSession ? `${x.session} (right: ${x.rightSession})` : x.session,
       x.role,
       x.left?.agent ?? '-',
       x.right?.agent ?? '-',

@@ -231,8 +231,13 @@ export class DyscoClient {
   async subscribe(listener: (e: AgentEvent) => void): Promise<() => void> {
     this.listeners.add(listener);
     if (!this.subscribed) {
-      this.subscribed = true;
-      await this.call('subscribe');
+      try {
+        await this.call('subscribe');
+        this.subscribed = true;
+      } catch (e) {
+        this.listeners.delete(listener);
+        throw e;
+      }
     }
     return () => void this.listeners.delete(listener);
   }

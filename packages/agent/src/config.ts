@@ -77,7 +77,7 @@ export const CONFIG_FIELDS: readonly (readonly [string, string])[] = [
   ['address', 'required: this agent\'s IPv4 or IPv6 address (its subsessions and control messages start here)'],
   ['localAddresses', 'list of addresses of this host subsessions may reach (default: [address])'],
   ['interfaces', 'required: list of interface names to attach to (at least one)'],
-  ['mode', '"auto" (default: TC everywhere, native XDP is opt-in), "tc" or "xdp"'],
+  ['mode', '"auto" (default: native XDP ingress on physical NICs that take it, TC on virtual devices and as the fallback), "tc" or "xdp"'],
   ['controlPort', 'UDP port of control messages, the same on every agent (default 7707)'],
   ['socket', 'path of the operator and library socket (default /run/dysco/agent.sock)'],
   ['pinRoot', 'bpffs directory of the pinned maps (default /sys/fs/bpf/dysco)'],
@@ -223,7 +223,8 @@ export function validateConfig(raw: unknown, source = 'config'): AgentConfig {
   if (localAddresses.length > 8) bad('localAddresses', `at most 8 addresses fit the data plane, got ${localAddresses.length}`);
 
   const interfaces: string[] = [];
-  if (!Array.isArray(raw.interfaces) || raw.interfaces.length === 0) bad('interfaces', 'is required: a non-empty list of interface names');
+  if (raw.interfaces === undefined) bad('interfaces', 'is required: a non-empty list of interface names');
+  else if (!Array.isArray(raw.interfaces) || raw.interfaces.length === 0) bad('interfaces', `must be a non-empty list of interface names, got ${JSON.stringify(raw.interfaces)}`);
   else
     raw.interfaces.forEach((v, i) => {
       if (typeof v !== 'string' || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(v)) bad(`interfaces[${i}]`, `not an interface name: ${JSON.stringify(v)}`);
@@ -259,6 +260,7 @@ export function validateConfig(raw: unknown, source = 'config'): AgentConfig {
         else if (Number.isInteger(k.id)) keys.push({ keyId: k.id as number, secret: new Uint8Array(secret) });
       });
   }
+  if (keys.length > 64) bad('keys', `at most 64 keys fit the data plane, got ${keys.length}`);
   let sendKeyId: number | undefined = keys[0]?.keyId;
   if (raw.sendKeyId !== undefined) {
     if (!keys.some((k) => k.keyId === raw.sendKeyId)) bad('sendKeyId', `must be the id of one of the keys, got ${JSON.stringify(raw.sendKeyId)}`);
@@ -292,6 +294,8 @@ export function validateConfig(raw: unknown, source = 'config'): AgentConfig {
           const a = addr(c, `policies[${i}].chain[${j}]`);
           if (a) chain.push(a);
         });
+        const fams = new Set([...chain, ...(match.src ? [match.src.address] : []), ...(match.dst ? [match.dst.address] : [])].map((a) => a.family));
+        if (fams.size > 1) return void bad(`policies[${i}]`, 'mixes IPv4 and IPv6 addresses: it could never match');
         if (chain.length === p.chain.length) policies.push({ id: p.id as number, ...match, chain });
       });
   }

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { Agent } from './agent.js';
+import type { Agent } from './agent.js';
 import { CONFIG_FIELDS, ConfigError, loadConfig, type AgentConfig, type LogLevel } from './config.js';
 import { Logger } from './log.js';
-import { ControlServer } from './server.js';
+import type { ControlServer } from './server.js';
 
 type Out = (s: string) => void;
 
@@ -64,6 +64,8 @@ export async function runAgent(argv: string[], out: Out, err: Out): Promise<numb
   const log = new Logger(config.logLevel);
   let agent: Agent;
   try {
+    // loaded only now: help and configuration errors need no libbpf
+    const { Agent } = await import('./agent.js');
     agent = await Agent.start(config, { log });
   } catch (e) {
     log.error('agent failed to start', { error: (e as Error).message });
@@ -83,6 +85,7 @@ export async function runAgent(argv: string[], out: Out, err: Out): Promise<numb
   };
   let server: ControlServer | undefined;
   try {
+    const { ControlServer } = await import('./server.js');
     server = await ControlServer.listen(agent, config.socket, (r) => void stop(r.keepDataPlane, 'shutdown command'));
   } catch (e) {
     log.error('control socket failed', { socket: config.socket, error: (e as Error).message });

@@ -26,7 +26,10 @@ export class Logger {
 
   log(level: LogLevel, msg: string, fields: LogFields = {}): void {
     if (!this.enabled(level)) return;
-    this.write(`${JSON.stringify({ t: new Date().toISOString(), level, msg, ...this.base, ...fields }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    // the record's own keys come first and cannot be overwritten by a field of the same name
+    const rec: Record<string, unknown> = { t: new Date().toISOString(), level, msg };
+    for (const [k, v] of Object.entries({ ...this.base, ...fields })) rec[k in rec && (k === 't' || k === 'level' || k === 'msg') ? `field.${k}` : k] = v;
+    this.write(`${JSON.stringify(rec, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
   }
   debug(msg: string, f?: LogFields): void {
     this.log('debug', msg, f);

@@ -29,7 +29,12 @@ export class Metrics {
 
   /** A gauge whose values are read at scrape time. */
   gauge(name: string, help: string, collect: () => { labels: Labels; value: number }[]): void {
-    this.family(name, help, 'gauge').collect = collect;
+    this.collected(name, help, 'gauge', collect);
+  }
+
+  /** A family whose values are read at scrape time: a gauge, or a counter kept elsewhere (the kernel's). */
+  collected(name: string, help: string, type: Family['type'], collect: () => { labels: Labels; value: number }[]): void {
+    this.family(name, help, type).collect = collect;
   }
 
   /** The value of one series (tests and `dysco stats`). */
@@ -53,7 +58,7 @@ export class Metrics {
   render(): string {
     const lines: string[] = [];
     for (const [name, f] of this.families) {
-      lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      lines.push(`# HELP ${name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${f.type}`);
       const series = f.collect ? f.collect() : [...f.values.values()];
       for (const s of series) lines.push(`${name}${fmtLabels(s.labels)} ${s.value}`);
     }
@@ -63,7 +68,7 @@ export class Metrics {
   /** Serves `/metrics` over HTTP. */
   serve(host: string, port: number): Promise<Server> {
     const server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/metrics') {
         res.writeHead(404).end('only /metrics here\n');
         return;
       }
@@ -77,6 +82,7 @@ export class Metrics {
 
   private family(name: string, help: string, type: Family['type']): Family {
     let f = this.families.get(name);
+    if (f && f.type !== type) throw new Error(`metric ${name} is a ${f.type}, not a ${type}`);
     if (!f) {
       f = { help, type, values: new Map() };
       this.families.set(name, f);

@@ -97,7 +97,7 @@ t.test('a complete configuration is read as written', async (t) => {
     ],
     sendKeyId: 4294967295,
     requireAuth: false,
-    policies: [{ id: 7, match: 'tcp dst 10.0.2.0/24 and dport 80-90', chain: ['10.0.1.1', 'fd00::9'] }],
+    policies: [{ id: 7, match: 'tcp dst 10.0.2.0/24 and dport 80-90', chain: ['10.0.1.1', '10.0.1.9'] }],
     idleTimeout: 1.5,
     closedLinger: 0,
     rto: 50,
@@ -127,7 +127,7 @@ t.test('a complete configuration is read as written', async (t) => {
   const p = c.policies[0]!;
   t.equal(p.id, 7);
   t.equal(formatMatch(p), 'dst 10.0.2.0/24 dport 80-90');
-  t.same(p.chain.map(formatAddress), ['10.0.1.1', 'fd00::9']);
+  t.same(p.chain.map(formatAddress), ['10.0.1.1', '10.0.1.9']);
   t.equal(c.idleTimeout, 1.5);
   t.equal(c.closedLinger, 0);
   t.equal(c.rto, 50);
@@ -745,3 +745,11 @@ t.test('bigints are written as decimal strings', async (t) => {
   t.same(r!.list, ['1', 2]);
 });
 
+
+t.test('a policy that mixes address families is refused: it could never match', async (t) => {
+  const base = { address: '10.0.0.1', interfaces: ['eth0'] };
+  t.same(problemsOf({ ...base, policies: [{ id: 1, match: 'dst 10.0.0.0/8', chain: ['fd00::1'] }] }), ['config.policies[0]: mixes IPv4 and IPv6 addresses: it could never match']);
+  t.same(problemsOf({ ...base, interfaces: 'eth0' }), ['config.interfaces: must be a non-empty list of interface names, got "eth0"']);
+  const keys = Array.from({ length: 65 }, (_, i) => ({ id: i, secret: 'ab'.repeat(16) }));
+  t.same(problemsOf({ ...base, keys }), ['config.keys: at most 64 keys fit the data plane, got 65']);
+});
