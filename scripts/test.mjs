@@ -22,7 +22,7 @@ function testFiles(dir) {
 
 const files = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : readdirSync(join(root, 'packages')).flatMap((p) => testFiles(join(root, 'packages', p, 'dist-test')));
+  : ['packages', 'examples'].flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).flatMap((p) => testFiles(join(root, d, p, 'dist-test'))) : []));
 if (files.length === 0) {
   console.error('no test files found: was the build run?');
   process.exit(1);
