@@ -5,8 +5,12 @@
  * stream at a given rate for a given number of bytes, hash what they send
  * and what they receive, and report the longest gap between arrivals.
  *
- *   node stream.js server --port 9000 [--bind ADDR] [--bytes N] [--rate BYTES_PER_S]
- *   node stream.js client --host ADDR --port 9000 [--bytes N] [--rate BYTES_PER_S]
+ *   node stream.js server --port 9000 [--bind ADDR] [--bytes N] [--rate BYTES_PER_S] [--progress MS] [--inject TERM@OFFSET]
+ *   node stream.js client --host ADDR --port 9000 [--bytes N] [--rate BYTES_PER_S] [--progress MS] [--inject TERM@OFFSET]
+ *
+ * `--progress MS` prints `progress <ms since start> <bytes received> <bytes sent>`
+ * every MS milliseconds; `--inject` puts TERM into the sent stream at OFFSET
+ * (the hashes cover the stream as sent).
  *
  * The server accepts one connection, prints `listening` when ready, and
  * each end prints one JSON line when its connection is done: bytes sent and
@@ -52,7 +56,12 @@ export function streamSha256(seed: number, n: number): string {
   return h.digest('hex');
 }
 
-function run(sock: Socket, role: 'client' | 'server', bytes: number, rate: number, seed: number): Promise<StreamReport> {
+export interface RunOptions {
+  readonly progressMs?: number;
+  readonly inject?: { readonly term: Buffer; readonly offset: number };
+}
+
+function run(sock: Socket, role: 'client' | 'server', bytes: number, rate: number, seed: number, o: RunOptions = {}): Promise<StreamReport> {
   return new Promise((resolve) => {
     const start = Date.now();
     // read now: a closed socket no longer knows its ends
@@ -69,6 +78,18 @@ function run(sock: Socket, role: 'client' | 'server', bytes: number, rate: numbe
     let error: string | undefined;
     const timeline: number[] = [];
     const chunk = 16 * 1024;
+    const progress = o.progressMs ? setInterval(() => process.stdout.write(`progress ${Date.now() - start} ${received} ${sent}\n`), o.progressMs) : undefined;
+    const inject = o.inject;
+    const content = (off: number, n: number) => {
+      const b = streamBytes(seed, off, n);
+      if (inject) {
+        for (let i = 0; i < inject.term.length; i++) {
+          const at = inject.offset + i - off;
+          if (at >= 0 && at < n) b[at] = inject.term[i]!;
+        }
+      }
+      return b;
+    };
     sock.on('data', (d: Buffer) => {
       const now = Date.now();
       maxGap = Math.max(maxGap, now - last);
@@ -84,7 +105,7 @@ function run(sock: Socket, role: 'client' | 'server', bytes: number, rate: numbe
       const allowed = rate > 0 ? Math.min(bytes, Math.floor(((Date.now() - start) / 1000) * rate) + chunk) : bytes;
       while (sent < allowed) {
         const n = Math.min(chunk, allowed - sent);
-        const b = streamBytes(seed, sent, n);
+        const b = content(sent, n);
         sentHash.update(b);
         sent += n;
         if (!sock.write(b)) {
@@ -100,6 +121,7 @@ function run(sock: Socket, role: 'client' | 'server', bytes: number, rate: numbe
       error = e.message;
     });
     sock.on('close', () => {
+      if (progress) clearInterval(progress);
       resolve({
         role,
         local,
@@ -129,17 +151,26 @@ async function main(): Promise<void> {
       bytes: { type: 'string', default: '1000000' },
       rate: { type: 'string', default: '0' },
       seed: { type: 'string' },
+      progress: { type: 'string' },
+      inject: { type: 'string' },
     },
   });
   const role = positionals[0];
   const port = Number(values.port);
   const bytes = Number(values.bytes);
   const rate = Number(values.rate);
+  let inject: RunOptions['inject'];
+  if (values.inject) {
+    const at = values.inject.lastIndexOf('@');
+    if (at <= 0) throw new Error('--inject takes TERM@OFFSET');
+    inject = { term: Buffer.from(values.inject.slice(0, at)), offset: Number(values.inject.slice(at + 1)) };
+  }
+  const ro: RunOptions = { ...(values.progress ? { progressMs: Number(values.progress) } : {}), ...(inject ? { inject } : {}) };
   if (role === 'server') {
     const seed = Number(values.seed ?? 2);
     const server = createServer({ allowHalfOpen: true }, (s) => {
       server.close();
-      void run(s, 'server', bytes, rate, seed).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+      void run(s, 'server', bytes, rate, seed, ro).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
     });
     server.listen(port, values.bind, () => process.stdout.write('listening\n'));
   } else if (role === 'client') {
@@ -148,7 +179,7 @@ async function main(): Promise<void> {
     const s = connect({ host: values.host, port, allowHalfOpen: true });
     s.once('connect', () => {
       process.stdout.write(`connected ${s.localAddress}:${s.localPort}\n`);
-      void run(s, 'client', bytes, rate, seed).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+      void run(s, 'client', bytes, rate, seed, ro).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
     });
     s.once('error', (e) => {
       if (!s.remotePort) {
