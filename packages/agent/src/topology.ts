@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -90,6 +90,16 @@ export class AgentProcess {
   cli(...args: string[]): { status: number; stdout: string; stderr: string } {
     const r = spawnSync(process.execPath, [DYSCO_BIN, ...args, '--socket', this.socket], { encoding: 'utf8' });
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Runs the CLI against this agent without blocking the event loop. */
+  cliAsync(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [DYSCO_BIN, ...args, '--socket', this.socket], { encoding: 'utf8' }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
+        resolve({ status: code, stdout, stderr });
+      });
+    });
   }
 
   async waitReady(timeoutMs = 20_000): Promise<void> {
