@@ -20,7 +20,8 @@ const LIVE = [['haproxy', 'haproxy'], ['nftables', 'nft'], ['iperf3', 'iperf3'],
 const SYSTEM_PACKAGES = {
   test: [['spin', 'spin'], ...EBPF, ...LIVE],
   spin: [['spin', 'spin'], ['gcc', 'gcc']],
-  demo: [],
+  // the demo runs real agents in namespaces; `--simulated` is the protocol simulator alone, `--help` needs nothing
+  demo: args.includes('--simulated') || args.includes('--help') ? [] : [...EBPF, ...LIVE],
   bench: EBPF,
 };
 
@@ -92,7 +93,7 @@ function build() {
   // Native parts (the eBPF programs) of the packages that have them, when their toolchain is here.
   if (haveBinary('clang') && haveBinary('/usr/include/bpf/bpf_helpers.h')) {
     must('npm', ['run', 'build:native', '--workspaces', '--if-present', '--silent'], 'the native build');
-  } else if (command === 'test' || command === 'bench') {
+  } else if (command === 'test' || command === 'bench' || (command === 'demo' && SYSTEM_PACKAGES.demo.length > 0)) {
     say('clang or libbpf-dev is missing: the eBPF programs cannot be built');
     process.exit(1);
   }
@@ -108,7 +109,10 @@ switch (command) {
   case 'test':
     process.exit(run(process.execPath, [join(root, 'scripts', 'test.mjs'), ...args]));
   case 'demo':
-    process.exit(run(process.execPath, [join(root, 'packages', 'protocol', 'dist', 'sim', 'demo.js'), ...args]));
+    if (args.includes('--simulated')) {
+      process.exit(run(process.execPath, [join(root, 'packages', 'protocol', 'dist', 'sim', 'demo.js'), ...args.filter((a) => a !== '--simulated')]));
+    }
+    process.exit(run(process.execPath, [join(root, 'examples', 'demo', 'dist', 'main.js'), ...args]));
   case 'bench':
     process.exit(run(process.execPath, [join(root, 'bench', 'run.mjs'), ...args]));
   case 'spin':

@@ -26,6 +26,7 @@ const HELP = `usage: npm run demo -- [options]
   --quick            short run (what CI runs)
   --out FILE         where to write the plot (default dysco-demo.svg)
   --keep             leave the namespaces up after the run (for poking around)
+  --simulated        instead: the protocol simulator's timeline (no root, no kernel)
   --help             this text
 
 Needs root (namespaces, BPF). Every namespace, agent, pin and process the
