@@ -1,1 +1,10 @@
-export {};
+export { HttpParser, HttpError, serializeHead, encodeChunk, encodeLastChunk, encodeChunked, header, headerValues, tokens, hasToken, keepAlive, contentLength, withoutHeaders } from './http.js';
+export type { Head, Header, Headers, HttpEvent, BodyKind, RequestHead, ResponseHead, ParserLimits } from './http.js';
+export { HttpCache, cacheKey, storability, requestAllowsCached, parseCacheControl, etagMatches } from './cache.js';
+export type { CacheEntry, CacheOptions, CacheStats, Lookup, Storability } from './cache.js';
+export { UrlMatcher, normalizeUrl, normalizeHost, splitHostPort } from './filter.js';
+export type { UrlRules, UrlParts } from './filter.js';
+export { parseConfig, ConfigError, DEFAULTS } from './config.js';
+export type { ProxyConfig } from './config.js';
+export { WebProxy } from './proxy.js';
+export type { DyscoApi, ProxyOptions, RequestRecord, CacheStatus } from './proxy.js';
