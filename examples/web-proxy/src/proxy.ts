@@ -470,11 +470,18 @@ class ClientConn {
     const dysco = this.proxy.dysco;
     let sock: Socket;
     if (ex.via.length > 0 && dysco) {
+      // the library has no timeout of its own: a connection that comes after ours is closed
       let timer: NodeJS.Timeout | undefined;
+      const opening = dysco.connectVia(ex.via, target);
       sock = await Promise.race([
-        dysco.connectVia(ex.via, target),
+        opening,
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`connection through ${ex.via.join(',')} timed out`)), timeoutMs))),
-      ]).finally(() => clearTimeout(timer));
+      ])
+        .catch((e: unknown) => {
+          opening.then((late) => late.destroy(), () => undefined);
+          throw e;
+        })
+        .finally(() => clearTimeout(timer));
     } else {
       sock = await new Promise<Socket>((resolve, reject) => {
         const s = tcpConnect({ host: target.host, port: target.port, allowHalfOpen: true });

@@ -477,3 +477,32 @@ t.test('splice completed: logged as spliced, the cache remembers the headers, th
   t.equal(proxy.spliced, 1);
   t.equal(proxy.conns.size, 0, 'the connection is no longer the proxy’s');
 });
+
+t.test('classifier: suspicious requests go through the configured boxes, on their own upstream connection', async (t) => {
+  const chains: string[][] = [];
+  let hang = false;
+  const dysco: DyscoApi = {
+    sessionOf: async () => undefined,
+    splice: async () => ({ result: 'aborted', durationMs: 0 }),
+    connectVia: (chain, o) => {
+      chains.push([...chain]);
+      if (hang) return new Promise(() => undefined); // a box that never answers
+      return new Promise((resolve, reject) => {
+        const s = connect({ host: o.host, port: o.port, allowHalfOpen: true }, () => resolve(s));
+        s.once('error', reject);
+      });
+    },
+  };
+  const { client, requests, origin } = await setup(t, { inspect: { via: ['10.0.0.7'], urlPatterns: ['/cgi-bin/'] }, upstream: { connectTimeoutMs: 300 } }, { dysco });
+  const c = await client();
+  c.send(Buffer.concat([req('GET', '/plain'), req('GET', '/cgi-bin/x'), req('GET', '/plain2'), req('GET', '/cgi-bin/y')]), 'GET', 'GET', 'GET', 'GET');
+  for (let i = 0; i < 4; i++) t.equal((await c.response())!.status, 200);
+  t.same(chains, [['10.0.0.7']], 'one connection through the box, reused for the second suspicious request');
+  t.same(requests().map((r) => r.via ?? null), [null, ['10.0.0.7'], null, ['10.0.0.7']]);
+  t.equal(requests()[1]!.rule, 'pattern /cgi-bin/');
+  hang = true;
+  const c2 = await client();
+  c2.send(req('GET', '/cgi-bin/z'), 'GET');
+  t.equal((await c2.response())!.status, 504, 'no path through the box: the request fails, it does not go around the box');
+  t.equal(origin.count('/cgi-bin/z'), 0);
+});
