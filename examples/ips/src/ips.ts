@@ -466,7 +466,9 @@ export class Ips {
       session: w.info.id,
       role: w.info.role,
       ...this.endpoints(w),
-      connectedAt: w.info.createdAt,
+      // a middlebox joined at the SYN: the connection's start; an inserted box (relay) knows only when it joined
+      ...(w.info.role === 'middlebox' ? { connectedAt: w.info.createdAt } : {}),
+      joinedAt: w.info.createdAt,
       watchedFrom: new Date(w.since).toISOString(),
       durationMs: Date.now() - w.since,
       bytes: { clientToServer: f.clientToServer.scanned, serverToClient: f.serverToClient.scanned },

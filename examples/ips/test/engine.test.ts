@@ -101,6 +101,7 @@ t.test('a term split across two segments, the second arriving first: blocked', a
   t.equal(v.length, 1);
   t.match(v[0], { verdict: 'block', reason: 'term', term: '/etc/passwd', direction: 'clientToServer', offset: 16 + 'GET /../..'.length, protocol: 'tcp', src: CLIENT, sport: 40000, dst: SERVER, dport: 9000, session: 1, role: 'middlebox' });
   t.same(v[0]!.bytes, { clientToServer: 16 + 'GET /../../etc/passwd'.length, serverToClient: 17 });
+  t.type(v[0]!.connectedAt, 'string', 'a middlebox joined at the SYN: the time of connection');
   ips.onSegment(seg(FROM_LEFT, 2000, 'DROP TABLE x'));
   t.equal(ips.stats.ignoredSegments, 1, 'a blocked session is not scanned any more');
   ips.close();
@@ -124,6 +125,8 @@ t.test('a box inserted mid-stream: packets before the session is known are kept,
   await tick();
   const v = verdicts();
   t.match(v[0], { verdict: 'release', reason: 'seenEnough', role: 'relay', bytes: { clientToServer: 1200, serverToClient: 1200 }, removal: { result: 'completed', durationMs: 3.21, attempts: 1 } });
+  t.notOk('connectedAt' in v[0]!, "an inserted box does not know when the connection started, only when it joined");
+  t.type(v[0]!.joinedAt, 'string');
   ips.onSegment(seg(FROM_LEFT, 0xfffffe00 + 1200, 'late /etc/passwd on the old path'));
   t.equal(v.length, 1, 'late packets of a released session are ignored');
   agent.list = [{ ...info({ role: 'relay' }), state: { lock: 'unlocked', leftAnchor: 'OnePath', rightAnchor: 'OnePath', departed: true } }];
