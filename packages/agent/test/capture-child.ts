@@ -7,8 +7,8 @@
  *
  * Prints `ready` once the capture is open, then one line per packet:
  * `{"t": ms since the epoch, "out": sent by this interface, "src", "sport",
- * "dst", "dport", "flags": TCP flags, "len": TCP payload bytes, "head": the
- * first 4 payload bytes in hex (SYNs only)}`. Stops after SECONDS, or at
+ * "dst", "dport", "flags": TCP flags, "seq", "ack", "len": TCP payload
+ * bytes, "head": the first 4 payload bytes in hex (SYNs only)}`. Stops after SECONDS, or at
  * SIGTERM or SIGINT, and prints `done N`.
  *
  * Only frames to or from the interface's own MAC address are kept: the
@@ -55,6 +55,8 @@ c.on('packet', (nbytes: number) => {
       dst: ip.info.dstaddr,
       dport: tcp.info.dstport,
       flags: tcp.info.flags,
+      seq: tcp.info.seqno,
+      ack: tcp.info.ackno ?? 0,
       len,
       ...(syn && len > 0 ? { head: buf.toString('hex', tcp.offset, headEnd) } : {}),
     })}\n`,

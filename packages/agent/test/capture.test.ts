@@ -43,6 +43,8 @@ interface Pkt {
   dst: string;
   dport: number;
   flags: number;
+  seq: number;
+  ack: number;
   len: number;
   head?: string;
 }

@@ -8,6 +8,9 @@
  * namespace (inject-child.ts). Each must be counted under its reason and
  * change nothing: the session's bytes all arrive intact, no session is
  * created for a forged SYN, and the box can still be removed for real.
+ * Last, a segment far beyond the receiver's window on the subsession into
+ * the box (a replayed signed SYN, or plain data), which the receiving stack
+ * discards, must not keep the box from anchoring a later reconfiguration.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -39,8 +42,11 @@ import { privilegedSkipReason, sleep, transfer } from './helpers.js';
 
 const skip = privilegedSkipReason();
 const opts = skip ? { skip } : {};
+// the same bound whether run by the tap runner or by node directly (whose default is 30 s)
+t.setTimeout(150_000);
 
 const INJECT = join(dirname(fileURLToPath(import.meta.url)), 'inject-child.js');
+const CAPTURE = join(dirname(fileURLToPath(import.meta.url)), 'capture-child.js');
 const CONTROL_PORT = 7707;
 const SECRET = '5f1e0c9a7b3d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7';
 const WRONG_SECRET = 'a0b1c2d3e4f5061728394a5b6c7d8e9fa0b1c2d3e4f5061728394a5b6c7d8e9f';
@@ -121,6 +127,11 @@ function synPacket(sub: FiveTuple, payload: Uint8Array): Uint8Array {
   });
 }
 
+/** A SYN like `synPacket`'s, at sequence number `seq`. */
+function synPacketAt(sub: FiveTuple, seq: number, payload: Uint8Array): Uint8Array {
+  return buildTcpPacket({ tuple: sub, seq, ack: 0, flags: 0x02, window: 64240, options: [{ kind: 'mss', mss: 1460 }], payload });
+}
+
 /** Metadata bytes `body` (header included, total length patched) followed by key id 1 and a tag under the agents' own key. */
 function signedMetadata(body: Uint8Array): Uint8Array {
   const out = Buffer.alloc(body.length + 4 + SYN_METADATA_TAG_BYTES);
@@ -158,19 +169,21 @@ interface Bed {
   client: Host;
   box: Host;
   server: Host;
+  /** A second router, on the segment and running an agent, when asked for. */
+  spare: Host | undefined;
 }
 
-async function authenticatedBed(t: Test): Promise<Bed> {
-  const bed = Topology.create({ hosts: ['client', { name: 'box', router: true }, 'server'] });
+async function authenticatedBed(t: Test, o: { spare?: boolean } = {}): Promise<Bed> {
+  const bed = Topology.create({ hosts: ['client', { name: 'box', router: true }, ...(o.spare ? [{ name: 'spare', router: true }] : []), 'server'] });
   t.teardown(() => bed.destroy());
   const client = bed.host('client');
   const box = bed.host('box');
   const server = bed.host('server');
+  const spare = o.spare ? bed.host('spare') : undefined;
   const policy = { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [box.address] }] };
   await client.startAgent({ config: { ...AUTH_CONFIG, ...policy } });
-  await box.startAgent({ config: AUTH_CONFIG });
-  await server.startAgent({ config: AUTH_CONFIG });
-  return { bed, client, box, server };
+  for (const h of [box, spare, server]) await h?.startAgent({ config: AUTH_CONFIG });
+  return { bed, client, box, server, spare };
 }
 
 function checkTransfer(t: Test, c: StreamReport, s: StreamReport, bytes: number, local: string, server: string): void {
@@ -184,6 +197,31 @@ function checkTransfer(t: Test, c: StreamReport, s: StreamReport, bytes: number,
   const gap = Math.max(c.maxGapMs, s.maxGapMs);
   t.ok(gap < 1000, `longest stall ${gap} ms (under one retransmission timeout)`);
 }
+
+/** The last data segment `host` sent on `hop` during a short capture on its interface (capture-child.ts). */
+async function lastSegmentOn(host: Host, hop: FiveTuple): Promise<{ seq: number; ack: number; len: number }> {
+  const p = host.node(CAPTURE, ['eth0', '0.5']);
+  let out = '';
+  let err = '';
+  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => p.once('exit', resolve));
+  if (code !== 0) throw new Error(`capture on ${host.name} failed (exit ${code}): ${err}`);
+  const mine = out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { out: boolean; sport: number; dport: number; dst: string; seq: number; ack: number; len: number })
+    .filter((x) => x.out && x.sport === hop.sport && x.dport === hop.dport && x.dst === formatAddress(hop.dst) && x.len > 0);
+  const last = mine[mine.length - 1];
+  if (!last) throw new Error(`no data segment of ${host.name} on its subsession in the capture`);
+  return last;
+}
+
+/** Resolves with `p`'s value, or with `fallback` after `ms` (a later failure of `p`, when the bed is gone, is then ignored). */
+const within = <T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> => {
+  p.catch(() => undefined);
+  return Promise.race([p, sleep(ms).then(() => fallback)]);
+};
 
 /** Removes the box by the client's CLI, as an operator would; asserts it completes. */
 async function removeBox(t: Test, b: Bed, session: string): Promise<void> {
@@ -201,7 +239,7 @@ async function removeBox(t: Test, b: Bed, session: string): Promise<void> {
 
 t.test('forged, malformed and replayed control messages to the box mid-transfer: each refused under its reason, the session unharmed', opts, async (t) => {
   const b = await authenticatedBed(t);
-  const bytes = 6_000_000;
+  const bytes = 10_000_000; // 5 s: the steps below take a few seconds when the machine is loaded
   const tr = await transfer(b.client, b.server, { bytes, rate: 2_000_000 });
   const local = await tr.connected;
   const session = `${local}>${b.server.address}:9000`;
@@ -290,7 +328,7 @@ t.test('forged, malformed and replayed control messages to the box mid-transfer:
 
 t.test('forged and malformed SYN metadata to the box mid-transfer: dropped and counted, no session created', opts, async (t) => {
   const b = await authenticatedBed(t);
-  const bytes = 6_000_000;
+  const bytes = 10_000_000; // 5 s: the steps below take a few seconds when the machine is loaded
   const tr = await transfer(b.client, b.server, { bytes, rate: 2_000_000 });
   const local = await tr.connected;
   const session = `${local}>${b.server.address}:9000`;
@@ -375,3 +413,49 @@ t.test('forged and malformed SYN metadata to the box mid-transfer: dropped and c
   const [c, s] = await Promise.all([tr.client, tr.server]);
   checkTransfer(t, c, s, bytes, local, b.server.address);
 });
+
+/**
+ * A segment whose sequence number lies far beyond the receiver's window is
+ * discarded by the receiving stack (RFC 793), so on its own it harms no TCP
+ * connection. Sent on the subsession into the box, it must not harm the
+ * session either: neither when it is a SYN replaying the session's genuine
+ * signed metadata (the metadata has no replay counter; it verifies, and the
+ * box takes it for a retransmitted SYN), nor when it is a plain data
+ * segment, which needs no key at all. Afterwards the box inserts a spare
+ * after itself: a reconfiguration in which the box is the left anchor, and
+ * cuts its own egress over to the new path.
+ */
+for (const forged of ['a replayed signed SYN', 'a data segment'] as const) {
+  t.test(`${forged} far beyond the window on the subsession into the box, then a reconfiguration the box anchors: it completes, the session unharmed`, opts, async (t) => {
+    const b = await authenticatedBed(t, { spare: true });
+    const bytes = 10_000_000; // 5 s: the steps below take a few seconds when the machine is loaded
+    const tr = await transfer(b.client, b.server, { bytes, rate: 2_000_000 });
+    const local = await tr.connected;
+    const session = `${local}>${b.server.address}:9000`;
+    await sleep(500);
+    const hop = parseTuple((await sessionsAt(b.client.agent!))[0]?.right?.subsession ?? '');
+    t.equal(formatAddress(hop.dst), b.box.address, 'the client sends to the box on its subsession');
+    const last = await lastSegmentOn(b.client, hop);
+    // 200 MB ahead of what the client has sent: outside any window, inside the half of the sequence space that counts as ahead
+    const seq = (last.seq + 200_000_000) >>> 0;
+    const packet =
+      forged === 'a replayed signed SYN'
+        ? synPacketAt(hop, seq, encodeSynMetadata({ session: parseTuple(session), chain: [parseAddress(b.server.address)] }, rightKeys))
+        : buildTcpPacket({ tuple: hop, seq, ack: last.ack, flags: 0x18, window: 501, payload: Buffer.alloc(100, 0x41) });
+    const before = await statsOf(b.box.agent!);
+    await inject(b.client, b.bed.dir, 'ahead', [{ label: 'ahead', to: b.box.address, bytes: packet }]);
+    await sleep(300);
+    const after = await statsOf(b.box.agent!);
+    t.equal(after.dataplane.authFailed, before.dataplane.authFailed, 'the box did not refuse it');
+    if (forged === 'a replayed signed SYN') t.ok(after.dataplane.synRetransmitted! > before.dataplane.synRetransmitted!, 'its metadata verified: the box took it for a retransmission of the session\'s SYN');
+
+    const r = await within(b.box.agent!.cliAsync('reconfig', session, '--insert', b.spare!.address, '--after', b.box.address, '--json'), 8000, undefined);
+    t.match(r?.stdout ?? 'no outcome after 8 s', /"result": "completed"/, `the box inserted the spare after itself: ${r ? r.stdout + r.stderr : 'no outcome after 8 s'}`);
+    const atBox = (await sessionsAt(b.box.agent!))[0];
+    t.same(atBox?.state, { lock: 'unlocked', leftAnchor: 'OnePath', rightAnchor: 'OnePath', departed: false }, 'the box is done with it');
+    t.equal(atBox?.right?.agent, b.spare!.address, 'and sends to the spare');
+    const done = await within(Promise.all([tr.client, tr.server]), 8000, undefined);
+    t.ok(done, 'the transfer finished');
+    if (done) checkTransfer(t, done[0], done[1], bytes, local, b.server.address);
+  });
+}
