@@ -182,7 +182,19 @@ ips = engine;
 let capture: Capture;
 try {
   // packets arriving here: subsessions from both neighbours carry this box's address as their destination
-  capture = Capture.open({ device, filter: `tcp and dst host ${self}`, bufferBytes: config.captureBufferBytes, onSegment: (s) => engine.onSegment(s) });
+  capture = Capture.open({
+    device,
+    filter: `tcp and dst host ${self}`,
+    bufferBytes: config.captureBufferBytes,
+    onSegment: (s) => {
+      // the binding calls this from native code: an exception must not take the IPS down
+      try {
+        engine.onSegment(s);
+      } catch (e) {
+        log.error('internal error on a packet', { error: (e as Error).message, stack: (e as Error).stack });
+      }
+    },
+  });
 } catch (e) {
   await enforcer.close();
   die((e as Error).message, 1);

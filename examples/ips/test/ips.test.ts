@@ -68,6 +68,13 @@ async function until<T>(what: string, probe: () => T | undefined | false, ms = 1
   }
 }
 
+/** `p`, or a failure after `ms`: a test that goes wrong fails soon instead of waiting for the runner's timeout. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 type Rec = Record<string, unknown> & { msg: string };
 
 /** The IPS process on a host, and the records it logs. */
@@ -156,7 +163,7 @@ async function transfer(client: Host, server: Host, o: { bytes: number; rate: nu
   let listening!: () => void;
   const isListening = new Promise<void>((r) => (listening = r));
   const srv = report(server.node(STREAM_TOOL, ['server', '--port', '9000', '--bytes', String(o.bytes), '--rate', String(o.rate)]), () => listening());
-  await isListening;
+  await within(10_000, 'the stream server to listen', Promise.race([isListening, srv.then(() => undefined)]));
   let connected!: (l: string) => void;
   const local = new Promise<string>((r) => (connected = r));
   const args = ['client', '--host', server.address, '--port', '9000', '--bytes', String(o.bytes), '--rate', String(o.rate), ...(o.inject ? ['--inject', o.inject] : [])];
@@ -164,7 +171,7 @@ async function transfer(client: Host, server: Host, o: { bytes: number; rate: nu
   // a transfer the test cuts is killed with the bed
   cli.catch(() => undefined);
   srv.catch(() => undefined);
-  return { client: cli, server: srv, local: await local };
+  return { client: cli, server: srv, local: await within(10_000, 'the stream client to connect', local) };
 }
 
 interface SessionView {
@@ -206,16 +213,16 @@ t.test('blacklists: a blacklisted source address and a blacklisted port are bloc
   const fromBad = peer(h.bad!, ['connect', '--host', S, '--port', '9000', '--timeout', '3000']);
   const srv = peer(h.server!, ['server', '--port', '9000']);
   await srv.ready;
-  t.match(await fromBad.result, { connected: false, error: 'timeout' }, 'the blacklisted host cannot connect');
+  t.match(await within(10_000, 'the connection attempt', fromBad.result), { connected: false, error: 'timeout' }, 'the blacklisted host cannot connect');
   t.match(await ips.verdictFor(h.bad!.address), { verdict: 'block', reason: 'blacklist', blacklist: { entry: h.bad!.address, kind: 'address', end: 'source' }, protocol: 'tcp', dst: S, dport: 9000, role: 'middlebox' }, 'logged as blocked by the blacklist');
 
   // a session to a blacklisted port
-  const toPort = await peer(h.client!, ['connect', '--host', S, '--port', '9666', '--timeout', '3000']).result;
+  const toPort = await within(10_000, 'the connection attempt', peer(h.client!, ['connect', '--host', S, '--port', '9666', '--timeout', '3000']).result);
   t.match(toPort, { connected: false, error: 'timeout' }, 'no connection to a blacklisted port');
   t.match(await until('the verdict on port 9666', () => ips.verdicts().find((r) => r.dport === 9666)), { verdict: 'block', reason: 'blacklist', blacklist: { entry: '9660-9669', kind: 'port', end: 'destination' }, src: h.client!.address });
 
   // the same server port from another host: through the box as usual
-  const ok = await peer(h.client!, ['connect', '--host', S, '--port', '9000', '--timeout', '3000']).result;
+  const ok = await within(10_000, 'the connection attempt', peer(h.client!, ['connect', '--host', S, '--port', '9000', '--timeout', '3000']).result);
   t.match(ok, { connected: true }, 'a session that is not blacklisted connects');
   const counters = h.ips!.run('nft list chain inet dysco_ips forward');
   const dropped = [...counters.matchAll(/counter packets (\d+) bytes \d+ drop comment "blacklist"/g)].reduce((n, m) => n + Number(m[1]), 0);
@@ -233,7 +240,7 @@ t.test('a term split across two segments is found and the session blocked (the c
   await srv.ready;
   // the term's halves leave in two segments: the client waits 300 ms between the writes (no Nagle)
   const first = `POST /upload HTTP/1.1\r\nHost: s\r\n\r\nblah blah ${TERM.slice(0, 8)}`;
-  const cli = await peer(h.client!, ['split', '--host', h.server!.address, '--port', '9000', '--first', first, '--second', `${TERM.slice(8)} and the rest`, '--pause', '300', '--then', '200000']).result;
+  const cli = await within(20_000, 'the client', peer(h.client!, ['split', '--host', h.server!.address, '--port', '9000', '--first', first, '--second', `${TERM.slice(8)} and the rest`, '--pause', '300', '--then', '200000']).result);
   const v = await ips.verdictFor(h.client!.address);
   t.match(v, { verdict: 'block', reason: 'term', term: TERM, direction: 'clientToServer', offset: first.length - 8, protocol: 'tcp', dst: h.server!.address, dport: 9000 }, 'the IPS found the term across the segment boundary');
   t.ok((v.packets as { clientToServer: number }).clientToServer >= 2, 'in more than one packet');
@@ -263,7 +270,7 @@ t.test('a clean transfer: the IPS inserted into the live session, scans, has see
   t.notOk('gapBytes' in v, 'no gap in either stream');
   t.ok(ips.records.some((x) => x.msg === 'watching' && x.role === 'relay'), 'it learned of the session as an inserted relay');
   t.equal(sessionsAt(h.client!)[0]?.right?.agent, h.box!.address, "the client's right neighbour is the box again");
-  const [c, s] = await Promise.all([tr.client, tr.server]);
+  const [c, s] = await within(30_000, 'the end of the transfer', Promise.all([tr.client, tr.server]));
   t.equal(s.received, bytes, 'every byte client to server');
   t.equal(c.received, bytes, 'every byte server to client');
   t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact (SHA-256)');
