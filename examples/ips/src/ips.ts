@@ -75,6 +75,8 @@ interface Watch {
   retry: NodeJS.Timeout | undefined;
   /** A block decided while the release was under way. */
   blockedWhileReleasing: boolean;
+  /** The agent reported the session's end: the verdict waits for the packets still in the capture buffer. */
+  ending: NodeJS.Timeout | undefined;
 }
 
 interface Route {
@@ -107,6 +109,8 @@ const STASH_MAX_BYTES = 16 << 20;
 /** A finished session's tuples are ignored this long (late packets on the old path). */
 const RETIRE_MS = 30_000;
 const RELEASE_ATTEMPTS = 5;
+/** How long after the agent reports a session's end its verdict waits for the last captured packets. */
+const ENDING_MS = 500;
 
 export class Ips {
   readonly stats: IpsStats = { sessionsWatched: 0, blocked: 0, released: 0, allowed: 0, stashedSegments: 0, expiredSegments: 0, ignoredSegments: 0 };
@@ -198,7 +202,10 @@ export class Ips {
   close(): void {
     this.closed = true;
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
-    for (const w of this.watches.values()) if (w.retry) clearTimeout(w.retry);
+    for (const w of this.watches.values()) {
+      if (w.retry) clearTimeout(w.retry);
+      if (w.ending) clearTimeout(w.ending);
+    }
   }
 
   /** The sessions watched now, for tests and the exit summary. */
@@ -220,8 +227,19 @@ export class Ips {
   /** A session the agent reports: watched from now on if this host is one of its boxes. */
   private upsert(s: SessionInfo): void {
     let w = this.watches.get(s.id);
-    if (s.state.departed || s.ended) {
-      if (w && w.status !== 'blocked') this.forget(w, s.state.departed ? 'this box left the session' : `the session ended (${s.ended})`);
+    if (s.state.departed) {
+      if (w && w.status !== 'blocked') this.forget(w, 'this box left the session');
+      return;
+    }
+    if (s.ended) {
+      // both FINs, or a RST, went through here: the last segments may still be in the capture buffer
+      if (w && w.status !== 'blocked' && !w.ending) {
+        const ended = w;
+        ended.ending = setTimeout(() => {
+          // a block decided on those last packets stays until the agent forgets the session
+          if (this.watches.get(s.id) === ended && ended.status !== 'blocked') this.forget(ended, `the session ended (${s.ended})`);
+        }, ENDING_MS);
+      }
       return;
     }
     // this host's own connections (originator, last hop) are not inspected: only boxes
@@ -237,7 +255,7 @@ export class Ips {
         return;
       }
       const flow = (): Flow => ({ reasm: undefined, scanner: this.automaton ? new StreamScanner(this.automaton) : undefined, scanned: 0, packets: 0, gaps: 0, gapBytes: 0, closed: false });
-      w = { info: s, tuple, status: 'watching', since: Date.now(), flows: { clientToServer: flow(), serverToClient: flow() }, keys: new Set(), releaseAttempts: 0, retry: undefined, blockedWhileReleasing: false };
+      w = { info: s, tuple, status: 'watching', since: Date.now(), flows: { clientToServer: flow(), serverToClient: flow() }, keys: new Set(), releaseAttempts: 0, retry: undefined, blockedWhileReleasing: false, ending: undefined };
       this.watches.set(s.id, w);
       this.stats.sessionsWatched++;
       this.log.info('watching', { session: s.id, role: s.role, ...this.endpoints(w), left: s.left?.agent, right: s.right?.agent });
@@ -276,6 +294,7 @@ export class Ips {
   /** The watch ends: its routes go, and late packets on its tuples are ignored for a while. */
   private retire(w: Watch): void {
     if (w.retry) clearTimeout(w.retry);
+    if (w.ending) clearTimeout(w.ending);
     this.watches.delete(w.info.id);
     const until = Date.now() + RETIRE_MS;
     this.finished.set(w.info.id, until);

@@ -198,6 +198,30 @@ t.test('a connection that ends before enough was seen: allowed', async (t) => {
   ips.close();
 });
 
+t.test('the agent reports the end first: the verdict waits for the last captured packets', async (t) => {
+  const { ips, agent, verdicts } = setup();
+  agent.list = [info()];
+  await ips.refresh();
+  agent.list = [{ ...info(), ended: 'fin' }];
+  await ips.refresh();
+  ips.onSegment(seg(FROM_LEFT, 10, 'last words: DROP TABLE users'));
+  await tick();
+  t.match(verdicts()[0], { verdict: 'block', reason: 'term', term: 'sql drop' }, 'a term in the last segments still counts');
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(verdicts().length, 1, 'and the block stands');
+  t.same(ips.watching().map((w) => w.status), ['blocked']);
+  const quiet = setup();
+  quiet.agent.list = [info()];
+  await quiet.ips.refresh();
+  quiet.agent.list = [{ ...info(), ended: 'fin' }];
+  await quiet.ips.refresh();
+  t.same(quiet.verdicts(), [], 'not yet');
+  await new Promise((r) => setTimeout(r, 600));
+  t.match(quiet.verdicts()[0], { verdict: 'allow', reason: 'closed', detail: 'the session ended (fin)' });
+  ips.close();
+  quiet.ips.close();
+});
+
 t.test('taken out by someone else while watching: allowed, and no longer watched', async (t) => {
   const { ips, agent, verdicts } = setup();
   agent.list = [info()];
