@@ -1,0 +1,291 @@
+// `npm run bench -- scale [--quick]`: the data plane with 10k, 100k and 1M
+// sessions. For each size, a data plane of its own (pinned maps, `maxSessions`
+// equal to the size, as an agent configured for it) gets that many
+// established sessions, as an originating host holds them: an egress entry
+// (session -> subsession) and an ingress entry (reversed subsession ->
+// reversed session) each, written with the loader's batch updates.
+//
+// Measured per size:
+//   - kernel memory: the maps' memlock as `bpftool map show` reports it
+//     (preallocated when the maps are created, so it is the cost per session
+//     of capacity), and the growth of the kernel's vmalloc, slab and per-CPU
+//     memory (/proc/meminfo) at load and at install;
+//   - the time to encode and write the entries, and to delete them again;
+//   - the rewrite cost per packet by BPF test runs, next to the do-nothing TC
+//     program measured the same way, runs alternating between the two:
+//       hot     one session rewritten --repeat times in a row within one test
+//               run (with its inverse installed, as in dataplane.bench.mjs);
+//       warm    single runs over 64 sessions in turn (their entries stay in
+//               the CPU caches: what the table's size alone costs);
+//       spread  single runs each on a session picked at random from the whole
+//               table (its entry is rarely cached: what a host whose packets
+//               belong to many sessions pays).
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  EGRESS_VALUE_SIZE, INGRESS_OFFSETS, INGRESS_VALUE_SIZE, TCP_ACK, TUPLE_KEY_SIZE,
+  buildTcpPacket, encodeEgressValue, encodeIngressValue, encodeTupleKey, parseTcpPacket, plainRewrite, reverseTuple, writeTuple,
+} from '@dysco/protocol';
+import { DataPlane } from '@dysco/xdp';
+import { atCleanup, ensureCommands, machine, median, option, percentile, printResult, quick, requireRoot, round, runMain, say, table } from './lib/common.mjs';
+
+const SIZES = option('sizes', '10000,100000,1000000').split(',').map(Number);
+const RUNS = Number(option('runs', quick ? 3 : 7));
+const REPEAT = Number(option('repeat', quick ? 20000 : 200000));
+const SPREAD = Number(option('spread', quick ? 2000 : 10000));
+const CHUNK = 65536;
+
+const a4 = (x) => ({ family: 4, bytes: Uint8Array.of((x >>> 24) & 255, (x >>> 16) & 255, (x >>> 8) & 255, x & 255) });
+const IP = (s) => s.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+const HOST = IP('10.0.0.1');
+const SERVER = IP('10.200.0.1');
+/** Session i: 10.0.0.1:(40000 + i % 20000) -> (10.64.0.0 + i / 20000):80 */
+const sessionOf = (i) => ({ src: a4(HOST), sport: 40000 + (i % 20000), dst: a4(IP('10.64.0.0') + Math.floor(i / 20000)), dport: 80 });
+/** Its subsession: 10.0.0.1:p -> 10.128.0.0 + i:p, p = 61000 + i % 4000 */
+const subOf = (i) => ({ src: a4(HOST), sport: 61000 + (i % 4000), dst: a4(IP('10.128.0.0') + i), dport: 61000 + (i % 4000) });
+
+const eth = (pkt) => {
+  const b = Buffer.alloc(14 + pkt.length);
+  b.writeUInt16BE(0x0800, 12);
+  b.set(pkt, 14);
+  return b;
+};
+const egressEntry = (key, to) => ({ key, old: plainRewrite(to), twoPath: undefined, sndHigh: undefined, packets: 0, bytes: 0, lastSeen: 0 });
+const ingressEntry = (key, to, egressKey) => ({ key, rewrite: plainRewrite(to), path: 'old', egressKey, packets: 0, bytes: 0, lastSeen: 0 });
+const payload = new Uint8Array(1400).fill(7);
+const ts = [{ kind: 'timestamps', tsval: 1, tsecr: 2 }];
+
+/** Encodes sessions [from, to) as batch-update buffers: egress and ingress keys and values. */
+function encodeRange(from, to) {
+  const n = to - from;
+  const eKeys = Buffer.alloc(n * TUPLE_KEY_SIZE);
+  const eVals = Buffer.alloc(n * EGRESS_VALUE_SIZE);
+  const iKeys = Buffer.alloc(n * TUPLE_KEY_SIZE);
+  const iVals = Buffer.alloc(n * INGRESS_VALUE_SIZE);
+  // templates: every value is the same but for its tuples
+  const eT = Buffer.from(encodeEgressValue(egressEntry(sessionOf(0), subOf(0))));
+  const iT = Buffer.from(encodeIngressValue(ingressEntry(reverseTuple(subOf(0)), reverseTuple(sessionOf(0)), sessionOf(0))));
+  for (let j = 0; j < n; j++) {
+    const i = from + j;
+    const s = sessionOf(i);
+    const sub = subOf(i);
+    writeTuple(eKeys, j * TUPLE_KEY_SIZE, s);
+    eT.copy(eVals, j * EGRESS_VALUE_SIZE);
+    writeTuple(eVals, j * EGRESS_VALUE_SIZE, sub);
+    writeTuple(iKeys, j * TUPLE_KEY_SIZE, reverseTuple(sub));
+    iT.copy(iVals, j * INGRESS_VALUE_SIZE);
+    writeTuple(iVals, j * INGRESS_VALUE_SIZE + INGRESS_OFFSETS.rewrite, reverseTuple(s));
+    writeTuple(iVals, j * INGRESS_VALUE_SIZE + INGRESS_OFFSETS.egressKey, s);
+  }
+  const split = (b, size) => Array.from({ length: n }, (_, j) => b.subarray(j * size, (j + 1) * size));
+  return { egress: split(eKeys, TUPLE_KEY_SIZE).map((k, j) => [k, eVals.subarray(j * EGRESS_VALUE_SIZE, (j + 1) * EGRESS_VALUE_SIZE)]), ingress: split(iKeys, TUPLE_KEY_SIZE).map((k, j) => [k, iVals.subarray(j * INGRESS_VALUE_SIZE, (j + 1) * INGRESS_VALUE_SIZE)]) };
+}
+
+/**
+ * Kernel memory in KiB as /proc/meminfo counts it where BPF maps live: vmalloc
+ * (large preallocated maps), slab and per-CPU areas. Unlike MemAvailable it
+ * does not move with this process's own heap.
+ */
+function kernelKiB() {
+  const m = readFileSync('/proc/meminfo', 'utf8');
+  const f = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(m)?.[1] ?? 0);
+  return f('VmallocUsed') + f('Slab') + f('Percpu');
+}
+
+/** Sum of the memlock bytes of the maps pinned under `dir`, by map. */
+function memlock(dir) {
+  const out = {};
+  for (const f of readdirSync(dir)) {
+    const r = spawnSync('bpftool', ['-j', 'map', 'show', 'pinned', `${dir}/${f}`], { encoding: 'utf8' });
+    if (r.status !== 0) continue;
+    try {
+      const j = JSON.parse(r.stdout);
+      out[j.name ?? f] = j.bytes_memlock ?? 0;
+    } catch {
+      // not a map
+    }
+  }
+  return out;
+}
+
+async function measureSize(n) {
+  const pinRoot = `/sys/fs/bpf/dysco-bench-scale-${process.pid}-${n}`;
+  const mem0 = kernelKiB();
+  const tLoad = performance.now();
+  const dp = DataPlane.open({ pinRoot, maxSessions: n });
+  const loadMs = performance.now() - tLoad;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    dp.close();
+    rmSync(pinRoot, { recursive: true, force: true });
+  };
+  atCleanup(close);
+  try {
+    const mem1 = kernelKiB();
+    const lock = memlock(pinRoot);
+    const lockTotal = Object.values(lock).reduce((a, b) => a + b, 0);
+    const egress = dp.map('egress');
+    const ingress = dp.map('ingress');
+
+    // ---- install ----
+    let encodeMs = 0;
+    let writeMs = 0;
+    for (let from = 0; from < n; from += CHUNK) {
+      const t0 = performance.now();
+      const e = encodeRange(from, Math.min(n, from + CHUNK));
+      const t1 = performance.now();
+      egress.updateBatch(e.egress);
+      ingress.updateBatch(e.ingress);
+      const t2 = performance.now();
+      encodeMs += t1 - t0;
+      writeMs += t2 - t1;
+    }
+    const mem2 = kernelKiB();
+    // every sampled session is there (an LRU map sized too small would have evicted some)
+    for (let k = 0; k < 1000; k++) {
+      const i = k === 0 ? 0 : k === 1 ? n - 1 : Math.floor(Math.random() * n);
+      if (!egress.lookup(Buffer.from(encodeTupleKey(sessionOf(i)))) || !ingress.lookup(Buffer.from(encodeTupleKey(reverseTuple(subOf(i)))))) throw new Error(`${n} sessions: session ${i} is missing after the install`);
+    }
+
+    // ---- per-packet cost ----
+    const tcEgress = dp.program('tcEgress');
+    const tcIngress = dp.program('tcIngress');
+    const passTc = dp.program('passTc');
+    // hot: one more session with its inverse (session <-> subsession), so that repeated runs keep rewriting
+    const hs = { src: a4(IP('10.1.0.1')), sport: 40000, dst: a4(IP('10.1.0.2')), dport: 80 };
+    const hsub = { src: a4(IP('10.1.0.1')), sport: 61000, dst: a4(IP('10.1.0.10')), dport: 61000 };
+    egress.update(Buffer.from(encodeTupleKey(hs)), Buffer.from(encodeEgressValue(egressEntry(hs, hsub))));
+    egress.update(Buffer.from(encodeTupleKey(hsub)), Buffer.from(encodeEgressValue(egressEntry(hsub, hs))));
+    const hotPkt = eth(buildTcpPacket({ tuple: hs, seq: 2000, ack: 4000, flags: TCP_ACK, window: 1000, options: ts, payload }));
+    const one = tcEgress.testRun({ data: hotPkt, repeat: 1 });
+    if (parseTcpPacket(one.data.subarray(14)).tuple.dport !== 61000) throw new Error('hot session: one run did not rewrite to the subsession');
+    if (!tcEgress.testRun({ data: hotPkt, repeat: 2 }).data.equals(hotPkt)) throw new Error('hot session: two runs did not give the input back');
+    const hot = [];
+    const hotBase = [];
+    for (let r = 0; r < RUNS; r++) {
+      hotBase.push(passTc.testRun({ data: hotPkt, repeat: REPEAT }).durationNs);
+      hot.push(tcEgress.testRun({ data: hotPkt, repeat: REPEAT }).durationNs);
+    }
+    // single runs over sessions picked at random from the whole table (`spread`: the entries are rarely in a
+    // cache) and over 64 of them in turn (`warm`: they stay cached), packets built beforehand
+    const pick = (count) => Array.from({ length: count }, () => Math.floor(Math.random() * n));
+    const packets = (ids) => ids.map((i) => ({
+      i,
+      e: eth(buildTcpPacket({ tuple: sessionOf(i), seq: 2000, ack: 4000, flags: TCP_ACK, window: 1000, options: ts, payload })),
+      in: eth(buildTcpPacket({ tuple: reverseTuple(subOf(i)), seq: 4000, ack: 2000, flags: TCP_ACK, window: 1000, options: ts, payload })),
+    }));
+    const single = (list, count) => {
+      const eg = [];
+      const ing = [];
+      const base = [];
+      for (let k = 0; k < count; k++) {
+        const p = list[k % list.length];
+        base.push(passTc.testRun({ data: p.e, repeat: 1 }).durationNs);
+        const re = tcEgress.testRun({ data: p.e, repeat: 1 });
+        const ri = tcIngress.testRun({ data: p.in, repeat: 1 });
+        if (k < 50) {
+          if (parseTcpPacket(re.data.subarray(14)).tuple.sport !== subOf(p.i).sport) throw new Error(`session ${p.i}: the egress run did not rewrite it`);
+          if (parseTcpPacket(ri.data.subarray(14)).tuple.sport !== 80) throw new Error(`session ${p.i}: the ingress run did not rewrite it`);
+        }
+        eg.push(re.durationNs);
+        ing.push(ri.durationNs);
+      }
+      return { eg, ing, base };
+    };
+    const spread = single(packets(pick(SPREAD)), SPREAD);
+    const warm = single(packets(pick(64)), SPREAD);
+    const [spreadE, spreadI, spreadBase] = [spread.eg, spread.ing, spread.base];
+
+    // ---- delete ----
+    let deleteMs = 0;
+    let deleted = 0;
+    for (let from = 0; from < n; from += CHUNK) {
+      const to = Math.min(n, from + CHUNK);
+      const ek = [];
+      const ik = [];
+      for (let i = from; i < to; i++) {
+        ek.push(Buffer.from(encodeTupleKey(sessionOf(i))));
+        ik.push(Buffer.from(encodeTupleKey(reverseTuple(subOf(i)))));
+      }
+      const t0 = performance.now();
+      deleted += egress.deleteBatch(ek) + ingress.deleteBatch(ik);
+      deleteMs += performance.now() - t0;
+    }
+    if (deleted !== 2 * n) throw new Error(`${n} sessions: ${deleted} of ${2 * n} entries deleted`);
+    return {
+      sessions: n,
+      loadMs: round(loadMs, 0),
+      memlockBytes: lockTotal,
+      memlockByMap: lock,
+      memlockPerSession: round(lockTotal / n, 0),
+      kernelKiBAtLoad: mem1 - mem0,
+      kernelKiBAtInstall: mem2 - mem1,
+      encodeMs: round(encodeMs, 0),
+      installMs: round(writeMs, 0),
+      installPerSecond: round((n * 1000) / writeMs, 0),
+      deleteMs: round(deleteMs, 0),
+      deletePerSecond: round((n * 1000) / deleteMs, 0),
+      hotNs: median(hot), hotMin: Math.min(...hot), hotMax: Math.max(...hot), hotBaselineNs: median(hotBase),
+      spreadEgressNs: median(spreadE), spreadIngressNs: median(spreadI), spreadBaselineNs: median(spreadBase),
+      spreadEgressP90: percentile(spreadE, 90), spreadIngressP90: percentile(spreadI, 90), spreadBaselineP90: percentile(spreadBase, 90),
+      warmEgressNs: median(warm.eg), warmIngressNs: median(warm.ing), warmBaselineNs: median(warm.base),
+    };
+  } finally {
+    close();
+  }
+}
+
+async function main() {
+  requireRoot('scale');
+  ensureCommands([['bpftool', 'bpftool']]);
+  const rows = [];
+  for (const n of SIZES) {
+    say(`scale: ${n} sessions`);
+    rows.push(await measureSize(n));
+  }
+  const ref = rows[0];
+  for (const r of rows) {
+    r.hotRatio = round(r.hotNs / ref.hotNs);
+    r.warmEgressRatio = round(r.warmEgressNs / ref.warmEgressNs);
+    r.warmIngressRatio = round(r.warmIngressNs / ref.warmIngressNs);
+    r.spreadEgressRatio = round(r.spreadEgressNs / ref.spreadEgressNs);
+    r.spreadIngressRatio = round(r.spreadIngressNs / ref.spreadIngressNs);
+  }
+  const mb = (b) => (b / 1048576).toFixed(1);
+  console.log(`scale: the data plane with N established sessions (egress + ingress entry each), maps sized for N\n`);
+  console.log(table(
+    [{ title: 'sessions', align: 'r' }, { title: 'memlock MiB', align: 'r' }, { title: 'bytes/session', align: 'r' }, { title: 'kernel MiB at load', align: 'r' }, { title: 'at install', align: 'r' }, { title: 'install s', align: 'r' }, { title: 'installs/s', align: 'r' }, { title: 'delete s', align: 'r' }, { title: 'deletes/s', align: 'r' }],
+    rows.map((r) => [`${r.sessions}`, mb(r.memlockBytes), `${r.memlockPerSession}`, (r.kernelKiBAtLoad / 1024).toFixed(1), (r.kernelKiBAtInstall / 1024).toFixed(1), (r.installMs / 1000).toFixed(2), `${r.installPerSecond}`, (r.deleteMs / 1000).toFixed(2), `${r.deletePerSecond}`]),
+  ));
+  console.log(`(memlock: all the data plane's maps, preallocated for N sessions; kernel MiB: growth of vmalloc + slab + per-CPU memory in /proc/meminfo, other activity on the machine included; install and delete: the batch syscalls for N egress and N ingress entries; encoding the entries in JavaScript took another ${rows.map((r) => `${(r.encodeMs / 1000).toFixed(1)} s`).join(', ')})\n`);
+  console.log(`ns per packet (1400-byte TCP payload): hot = median of ${RUNS} test runs of ${REPEAT} repeats on one session; warm = median of ${SPREAD} single runs over 64 sessions; spread = median of ${SPREAD} single runs on random sessions\n`);
+  const x = (v) => `${v.toFixed(2)}x`;
+  console.log(table(
+    [{ title: 'sessions', align: 'r' }, { title: 'hot egress', align: 'r' }, { title: 'do-nothing', align: 'r' }, { title: `x ${ref.sessions}`, align: 'r' },
+      { title: 'warm egress', align: 'r' }, { title: 'warm ingress', align: 'r' }, { title: 'do-nothing', align: 'r' }, { title: `x ${ref.sessions}`, align: 'r' },
+      { title: 'spread egress', align: 'r' }, { title: 'spread ingress', align: 'r' }, { title: 'do-nothing', align: 'r' }, { title: `x ${ref.sessions}`, align: 'r' }],
+    rows.map((r) => [`${r.sessions}`, `${r.hotNs}`, `${r.hotBaselineNs}`, x(r.hotRatio),
+      `${r.warmEgressNs}`, `${r.warmIngressNs}`, `${r.warmBaselineNs}`, `${x(r.warmEgressRatio)} ${x(r.warmIngressRatio)}`,
+      `${r.spreadEgressNs}`, `${r.spreadIngressNs}`, `${r.spreadBaselineNs}`, `${x(r.spreadEgressRatio)} ${x(r.spreadIngressRatio)}`]),
+  ));
+  console.log('(x N: egress, then ingress, against the smallest table)');
+  const big = rows[rows.length - 1];
+  const flat = Math.max(...rows.map((r) => Math.max(r.hotRatio, r.warmEgressRatio, r.warmIngressRatio)));
+  const spreadWorst = Math.max(...rows.map((r) => Math.max(r.spreadEgressRatio, r.spreadIngressRatio)));
+  const million = big.sessions >= 1_000_000;
+  const met = million && flat <= 1.2;
+  console.log(`\ntarget: ${million ? '1M sessions installed' : 'fewer than 1M sessions measured'}; packet cost within 20% of ${ref.sessions} sessions with cached entries (hot, warm): ${met ? 'met' : 'missed'} (highest ratio ${flat.toFixed(3)}); with uncached entries (spread): ${spreadWorst <= 1.2 ? 'met' : 'missed'} (highest ratio ${spreadWorst.toFixed(3)})`);
+  printResult({
+    benchmark: 'scale',
+    machine: machine(),
+    runs: RUNS,
+    repeat: REPEAT,
+    singleRuns: SPREAD,
+    figures: rows,
+    target: { what: '1M sessions, packet cost flat within 20% of the smallest table (hot and warm)', highestRatio: round(flat), met, spreadHighestRatio: round(spreadWorst), spreadMet: million && spreadWorst <= 1.2 },
+  });
+}
+
+runMain(main);
