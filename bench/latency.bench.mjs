@@ -1,7 +1,8 @@
 // `npm run bench -- latency [--quick]`: round-trip time of a one-byte
 // request and its one-byte reply on an open TCP connection, client -> one or
 // two router boxes -> server, for plain routing (the baseline), Dysco (TC and
-// XDP modes) and nftables DNAT. The client and server are a small C program
+// XDP modes) and nftables DNAT, and plain routing with a do-nothing TC
+// program where the agents attach theirs (the floor of a TC data plane). The client and server are a small C program
 // (bench/tools/rr.c): a Node round trip costs about as much as the path
 // itself and would blur the differences.
 //
@@ -14,13 +15,13 @@
 // --quick 5000) after 1000 unmeasured ones; its p50 and p99 are taken, and
 // the figures are the medians (with min/max) of those over the interleaved
 // rounds (--runs, default 7, --quick 3).
-import { KINDS, KIND_LABEL, createBeds, steeredPackets } from './lib/beds.mjs';
+import { KINDS_WITH_FLOOR, KIND_LABEL, createBeds, steeredPackets } from './lib/beds.mjs';
 import { BED_COMMANDS, ensureCommands, machine, option, printResult, quick, requireRoot, rotate, round, runMain, say, summary, table } from './lib/common.mjs';
 import { PLACEMENTS, rr, startRrServers } from './lib/rr.mjs';
 
 const RUNS = Number(option('runs', quick ? 3 : 7));
 const COUNT = Number(option('count', quick ? 5000 : 20000));
-const kinds = option('kinds', KINDS.join(',')).split(',');
+const kinds = option('kinds', KINDS_WITH_FLOOR.join(',')).split(',');
 const CHAINS = [1, 2];
 
 async function main() {

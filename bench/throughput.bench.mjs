@@ -1,14 +1,16 @@
 // `npm run bench -- throughput [--quick]`: iperf3 throughput, one stream and
 // four (-P 4), from a client through one router box and through two to a
 // server, for plain routing (the baseline), Dysco in TC mode (the agents'
-// default on veths), Dysco in XDP mode and nftables DNAT steering. Each
+// default on veths), Dysco in XDP mode and nftables DNAT steering, and plain
+// routing with a do-nothing TC program where the agents attach theirs (the
+// floor of any TC data plane on this path). Each
 // configuration has its own namespace bed (bench/lib/beds.mjs); runs go
 // round-robin over the configurations (A B C D, B C D A, ...) and the figures
 // are medians with min/max over the rounds, and ratios to plain routing.
 //
 // Options: --runs N (rounds, default 5, --quick 3), --seconds S (per run,
-// default 5, --quick 2), --kinds plain,dysco,... (default all four).
-import { KINDS, KIND_LABEL, PORT_BASE, createBeds, steeredPackets } from './lib/beds.mjs';
+// default 5, --quick 2), --kinds plain,tc-pass,dysco,dysco-xdp,nft (default all).
+import { KINDS_WITH_FLOOR, KIND_LABEL, PORT_BASE, createBeds, steeredPackets } from './lib/beds.mjs';
 import {
   BED_COMMANDS, ensureCommands, execIn, lastJson, machine, option, printResult, quick, requireRoot, rotate, round, runMain, say, sleep, summary, table,
 } from './lib/common.mjs';
@@ -16,7 +18,7 @@ import {
 const RUNS = Number(option('runs', quick ? 3 : 5));
 const SECONDS = Number(option('seconds', quick ? 2 : 5));
 const OMIT = quick ? 0 : 1;
-const kinds = option('kinds', KINDS.join(',')).split(',');
+const kinds = option('kinds', KINDS_WITH_FLOOR.join(',')).split(',');
 const CHAINS = [1, 2];
 const STREAMS = [1, 4];
 

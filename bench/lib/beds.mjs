@@ -5,6 +5,9 @@
 //   plain      no agents; the boxes are IP routers and the hosts' routes send
 //              the traffic through them (client -> box1 [-> box2] -> server,
 //              and back the same way)
+//   tc-pass    plain routing with the data plane's do-nothing TC program
+//              attached where the agents attach theirs (every host's eth0,
+//              ingress and egress): what a TC hook costs by itself
 //   dysco      an agent on every host (TC mode); a policy at the client
 //              steers the sessions through the boxes
 //   dysco-xdp  the same with the agents in XDP mode (native XDP ingress)
@@ -19,11 +22,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@dysco/agent/client';
 import { Topology } from '@dysco/agent/topology';
-import { atCleanup, say } from './common.mjs';
+import { BENCH_DIR, atCleanup, say, waitLine } from './common.mjs';
 
 export const KINDS = ['plain', 'dysco', 'dysco-xdp', 'nft'];
+/** KINDS with the TC do-nothing floor after the baseline. */
+export const KINDS_WITH_FLOOR = ['plain', 'tc-pass', 'dysco', 'dysco-xdp', 'nft'];
 export const KIND_LABEL = {
   plain: 'plain routing',
+  'tc-pass': 'TC do-nothing',
   dysco: 'Dysco (TC)',
   'dysco-xdp': 'Dysco (XDP)',
   nft: 'nftables DNAT',
@@ -49,7 +55,7 @@ let counter = 0;
  * where target gives the address the client connects to for a chain of 1 or 2 boxes.
  */
 export async function createBed(kind, o = {}) {
-  if (!KINDS.includes(kind)) throw new Error(`unknown bed kind ${kind}`);
+  if (!KINDS_WITH_FLOOR.includes(kind)) throw new Error(`unknown bed kind ${kind}`);
   const tag = `${o.tag ?? 'b'}${process.pid % 100000}${counter++}`;
   const bed = Topology.create({
     hosts: ['client', { name: 'box1', router: true }, { name: 'box2', router: true }, 'server'],
@@ -62,12 +68,18 @@ export async function createBed(kind, o = {}) {
   const A = Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v.address]));
   const [one, two] = [`${PORT_BASE[1]}-${PORT_BASE[1] + 99}`, `${PORT_BASE[2]}-${PORT_BASE[2] + 99}`];
   let target = () => A.server;
-  if (kind === 'plain') {
+  if (kind === 'plain' || kind === 'tc-pass') {
     h.client.run(`ip route add ${A.server}/32 via ${A.box1}`);
     h.server.run(`ip route add ${A.client}/32 via ${A.box1}`);
     h.box1.run(`ip rule add ipproto tcp dport ${two} lookup 200 && ip route add ${A.server}/32 via ${A.box2} table 200`);
     h.box2.run(`ip rule add ipproto tcp sport ${two} lookup 200 && ip route add ${A.client}/32 via ${A.box1} table 200`);
     h.server.run(`ip rule add ipproto tcp sport ${two} lookup 200 && ip route add ${A.client}/32 via ${A.box2} table 200`);
+    if (kind === 'tc-pass') {
+      for (const host of Object.values(h)) {
+        const p = host.node(join(BENCH_DIR, 'tools', 'tc-pass.mjs'), ['eth0', host.pinRoot]);
+        await waitLine(p, (l) => l === 'ready', `tc-pass on ${host.name}`);
+      }
+    }
   } else if (kind === 'nft') {
     const rules = (self, entries) => `table ip steer {
   chain pre {
