@@ -3,6 +3,7 @@
 // legend, and an optional dashed reference line per group (the target).
 const COLORS = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#9c755f'];
 
+const r1 = (v) => Math.round(v * 10) / 10;
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** A "nice" axis maximum and tick step for values up to `max`. */
@@ -29,9 +30,9 @@ export function barChart({ title, unit, groups, series, width = 860, height = 36
   const plotH = height - top - bottom;
   const values = groups.flatMap((g) => [...g.bars.flatMap((b) => [b.value, b.max ?? b.value]), g.reference?.value ?? 0]).filter(Number.isFinite);
   const { top: ymax, step } = axis(Math.max(...values));
-  const y = (v) => top + plotH - (v / ymax) * plotH;
+  const y = (v) => r1(top + plotH - (v / ymax) * plotH);
   const gw = plotW / groups.length;
-  const bw = Math.min(36, (gw * 0.8) / series.length);
+  const bw = r1(Math.min(36, (gw * 0.8) / series.length));
   const out = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${width}" height="${height}" fill="white"/>`);
@@ -42,14 +43,14 @@ export function barChart({ title, unit, groups, series, width = 860, height = 36
   }
   out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(unit)}</text>`);
   groups.forEach((g, gi) => {
-    const x0 = left + gi * gw + (gw - bw * series.length) / 2;
+    const x0 = r1(left + gi * gw + (gw - bw * series.length) / 2);
     for (const b of g.bars) {
       const si = series.indexOf(b.series);
       if (si < 0 || !Number.isFinite(b.value)) continue;
-      const x = x0 + si * bw;
-      out.push(`<rect x="${x + 1}" y="${y(b.value)}" width="${bw - 2}" height="${Math.max(0, y(0) - y(b.value))}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${g.label}, ${b.series}: ${fmt(b.value)} ${unit}`)}</title></rect>`);
+      const x = r1(x0 + si * bw);
+      out.push(`<rect x="${x + 1}" y="${y(b.value)}" width="${bw - 2}" height="${r1(Math.max(0, y(0) - y(b.value)))}" fill="${COLORS[si % COLORS.length]}"><title>${esc(`${g.label}, ${b.series}: ${fmt(b.value)} ${unit}`)}</title></rect>`);
       if (Number.isFinite(b.min) && Number.isFinite(b.max)) {
-        const cx = x + bw / 2;
+        const cx = r1(x + bw / 2);
         out.push(`<path d="M${cx} ${y(b.min)}V${y(b.max)}M${cx - 4} ${y(b.min)}H${cx + 4}M${cx - 4} ${y(b.max)}H${cx + 4}" stroke="#333" fill="none"/>`);
       }
     }
