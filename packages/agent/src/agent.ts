@@ -604,6 +604,10 @@ export class Agent extends EventEmitter {
             // anchors' actions on their right side key the right side's tuple (a NAT box's differs)
             const s = 'side' in a && a.side === 'right' && rec.rightSession ? rec.rightSession : p.session;
             const drained = applyPathAction(this.table, s, a, monoNs());
+            if (a.type === 'installRelay') {
+              // a box on a new path joins the session here, not through a SYN: tell the applications
+              this.emit('event', { type: 'sessionCreated', session: { ...this.info(rec), left: { agent: formatAddress(a.left.agent), subsession: formatTuple(a.left.subsession) }, right: { agent: formatAddress(a.right.agent), subsession: formatTuple(a.right.subsession) } } } satisfies AgentEvent);
+            }
             if (drained && a.type === 'enterTwoPaths') {
               setImmediate(() => this.guard('drained', () => this.sessions.get(rec.id) === rec && this.handle(rec, { type: 'oldPathDrained', side: a.side })));
             }
