@@ -417,7 +417,9 @@ t.test('forged and malformed SYN metadata to the box mid-transfer: dropped and c
 /**
  * A segment whose sequence number lies far beyond the receiver's window is
  * discarded by the receiving stack (RFC 793), so on its own it harms no TCP
- * connection. Sent on the subsession into the box, it must not harm the
+ * connection. (The box cannot know the receiver's actual window; it knows
+ * that no window is larger than 2^30 bytes, and ignores for its cutoff what
+ * lies beyond that: see docs/session-table.md.) Sent on the subsession into the box, it must not harm the
  * session either: neither when it is a SYN replaying the session's genuine
  * signed metadata (the metadata has no replay counter; it verifies, and the
  * box takes it for a retransmitted SYN), nor when it is a plain data
@@ -436,8 +438,8 @@ for (const forged of ['a replayed signed SYN', 'a data segment'] as const) {
     const hop = parseTuple((await sessionsAt(b.client.agent!))[0]?.right?.subsession ?? '');
     t.equal(formatAddress(hop.dst), b.box.address, 'the client sends to the box on its subsession');
     const last = await lastSegmentOn(b.client, hop);
-    // 200 MB ahead of what the client has sent: outside any window, inside the half of the sequence space that counts as ahead
-    const seq = (last.seq + 200_000_000) >>> 0;
+    // 1.5 GB ahead of what the client has sent: beyond the largest window TCP can open (2^30), inside the half of the sequence space that counts as ahead
+    const seq = (last.seq + 1_500_000_000) >>> 0;
     const packet =
       forged === 'a replayed signed SYN'
         ? synPacketAt(hop, seq, encodeSynMetadata({ session: parseTuple(session), chain: [parseAddress(b.server.address)] }, rightKeys))

@@ -21,7 +21,7 @@ import {
   writeU16,
   writeU32,
 } from './packet.js';
-import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqMin } from './seq.js';
+import { seqAdd, seqGeq, seqGt, seqLeq, seqLt, seqMax, seqMin, seqSub } from './seq.js';
 import type { EgressEntry, IngressEntry, PathRewrite, PendingEntry, Policy } from './table.js';
 import { MAX_CHAIN_LENGTH, MAX_SYN_PAYLOAD } from './table-layout.js';
 import { type FiveTuple, formatTuple, reverseTuple, tupleEquals } from './tuple.js';
@@ -641,6 +641,28 @@ export interface RewriterConfig {
   readonly policies?: readonly Policy[];
 }
 
+/**
+ * The largest window TCP can advertise (65535 << 14, rounded up): no sender
+ * has data in flight further than this beyond what the receiver acknowledged.
+ */
+export const MAX_TCP_WINDOW = 2 ** 30;
+
+/**
+ * Raises an egress entry's sndHigh to the end of a segment sent on it. It is
+ * the cutoff of the entry's next reconfiguration, whose old path drains only
+ * when the peer acknowledges it, so input that no genuine sender produces must
+ * not move it: a SYN on an established entry (a retransmission carries the
+ * same initial sequence number; any other is not this session's), and a
+ * segment ending more than MAX_TCP_WINDOW beyond it (nothing in flight can
+ * lie that far ahead of what was sent before). The rewriting itself is
+ * unchanged: such segments are forwarded, and the receiving stack discards
+ * them as out of window.
+ */
+export function advanceSndHigh(e: EgressEntry, end: number, syn: boolean): void {
+  if (e.sndHigh === undefined) e.sndHigh = end;
+  else if (!syn && seqGt(end, e.sndHigh) && seqSub(end, e.sndHigh) <= MAX_TCP_WINDOW) e.sndHigh = end;
+}
+
 /** Counters the rewriter keeps besides the drop reasons. */
 export type RewriterCounter =
   | DropReason
@@ -849,7 +871,7 @@ export class Rewriter {
     const events: DataPlaneEvent[] = [];
     this.touch(e, p);
     const end = seqAdd(p.seq, p.payload.length + (p.flags & TCP_SYN ? 1 : 0) + (p.flags & TCP_FIN ? 1 : 0));
-    e.sndHigh = e.sndHigh === undefined ? end : seqMax(e.sndHigh, end);
+    advanceSndHigh(e, end, (p.flags & TCP_SYN) !== 0);
     this.closeTracking(e, e.key, p.flags, 'out', events);
     const syn = (p.flags & TCP_SYN) !== 0;
     if (syn || !e.twoPath) {

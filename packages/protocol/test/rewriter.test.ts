@@ -96,6 +96,30 @@ t.test('established rewrite, IPv4, both directions (pinned bytes)', async (t) =>
   t.equal(e.sndHigh, 1002);
 });
 
+t.test('sndHigh follows what a genuine sender sends: neither a SYN on an established entry nor a segment beyond the largest window moves it', async (t) => {
+  const sub = tuple(A, 61000, M, 61000);
+  const r = new Rewriter({ localAddresses: [A] });
+  r.table.installEgress(egressEntry(session, rw(sub), { sndHigh: 5000 }));
+  const high = () => r.table.getEgress(session)!.sndHigh;
+  const send = (spec: Partial<TcpPacketSpec>) => outputs(t, r.egress(pkt({ tuple: session, ...spec })), 1);
+  send({ seq: 5000, payload: new Uint8Array(100) });
+  t.equal(high(), 5100, 'an in-order segment raises it');
+  send({ seq: 4000, payload: new Uint8Array(100) });
+  t.equal(high(), 5100, 'a retransmission below it does not lower it');
+  send({ seq: (5100 + 2 ** 30 + 1) >>> 0, payload: new Uint8Array(1) });
+  t.equal(high(), 5100, 'a segment ending 2^30 + 2 bytes ahead is forwarded but does not move it');
+  send({ seq: (5100 + 2 ** 30 - 1) >>> 0, payload: new Uint8Array(1) });
+  t.equal(high(), (5100 + 2 ** 30) >>> 0, 'one ending exactly 2^30 ahead does (the largest window TCP can open)');
+  const r2 = new Rewriter({ localAddresses: [A] });
+  r2.table.installEgress(egressEntry(session, rw(sub), { sndHigh: 5000 }));
+  outputs(t, r2.egress(pkt({ tuple: session, seq: 900_000_000, flags: TCP_SYN })), 1);
+  t.equal(r2.table.getEgress(session)!.sndHigh, 5000, 'a SYN on an established entry does not move it');
+  const r3 = new Rewriter({ localAddresses: [A] });
+  r3.table.installEgress(egressEntry(session, rw(sub)));
+  outputs(t, r3.egress(pkt({ tuple: session, seq: 77, flags: TCP_SYN | TCP_ACK })), 1);
+  t.equal(r3.table.getEgress(session)!.sndHigh, 78, 'an entry without one takes it from the first segment, SYN or not');
+});
+
 t.test('established rewrite, IPv6, both directions', async (t) => {
   const a6 = ip('fd00::1');
   const m6 = ip('fd00:1::1');

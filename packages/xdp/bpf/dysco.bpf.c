@@ -275,6 +275,24 @@ static __always_inline void seq_update(__u32 *field, __u32 *flags, __u32 bit, __
 	}
 }
 
+/*
+ * sndHigh, the cutoff of the entry's next reconfiguration, follows only what
+ * a genuine sender produces: a SYN never moves it once set (a retransmission
+ * has the same ISN), nor does a segment ending more than the largest TCP
+ * window (2^30) beyond it. Otherwise one forged segment far ahead would keep
+ * the old path from ever draining. As rewriter.ts advanceSndHigh.
+ */
+#define DYSCO_MAX_TCP_WINDOW (1u << 30)
+static __always_inline void snd_high_update(struct dysco_egress *e, __u32 end, int syn)
+{
+	if (*(volatile __u32 *)&e->flags & EGRESS_SND_HIGH) {
+		__u32 cur = *(volatile __u32 *)&e->snd_high;
+		if (syn || !seq_gt(end, cur) || end - cur > DYSCO_MAX_TCP_WINDOW)
+			return;
+	}
+	seq_update(&e->snd_high, &e->flags, EGRESS_SND_HIGH, end, 1);
+}
+
 /* FIN/RST bookkeeping of rule 4 on an egress entry (NULL: none). */
 static __always_inline void close_tracking(struct dysco_egress *e, const struct dysco_tuple *key, __u8 flags,
 					   int outgoing)
@@ -622,7 +640,7 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 	TOUCH(e, p->ip_len);
 	__u32 S = pkt_seq(p);
 	__u32 end = S + p->payload_len + ((flags & TCP_SYN) ? 1 : 0) + ((flags & TCP_FIN) ? 1 : 0);
-	seq_update(&e->snd_high, &e->flags, EGRESS_SND_HIGH, end, 1);
+	snd_high_update(e, end, flags & TCP_SYN);
 	close_tracking(e, &p->key, flags, 1);
 
 	__u32 ef = *(volatile __u32 *)&e->flags;
