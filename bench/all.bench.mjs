@@ -29,11 +29,15 @@ function runOne(name) {
     const t0 = Date.now();
     child = spawnHere([process.execPath, join(ROOT, 'bench', 'run.mjs'), name, ...(quick ? ['--quick'] : [])], { cwd: ROOT });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d) => {
       out += d;
       process.stdout.write(d);
     });
-    child.stderr.on('data', (d) => process.stderr.write(d));
+    child.stderr.on('data', (d) => {
+      err = (err + d).slice(-4000);
+      process.stderr.write(d);
+    });
     child.once('exit', (code, signal) => {
       const line = out.split('\n').reverse().find((l) => l.startsWith('RESULT '));
       let result;
@@ -43,7 +47,7 @@ function runOne(name) {
         result = undefined;
       }
       const text = out.split('\n').filter((l) => !l.startsWith('RESULT ')).join('\n').trim();
-      resolvePromise({ name, code: code ?? (signal ? 128 : -1), text, result, seconds: Math.round((Date.now() - t0) / 1000) });
+      resolvePromise({ name, code: code ?? (signal ? 128 : -1), text, errors: err.trim(), result, seconds: Math.round((Date.now() - t0) / 1000) });
     });
   });
 }
@@ -228,6 +232,7 @@ function document(results, m) {
       parts.push(`The benchmark failed (exit ${r.code}) after ${r.seconds} s.`);
       parts.push('');
       if (r.text) parts.push(['```', r.text.slice(-3000), '```'].join('\n'));
+      if (r.errors) parts.push('', 'Its error output ended with:', '', ['```', r.errors.slice(-1500), '```'].join('\n'));
       parts.push('');
       continue;
     }

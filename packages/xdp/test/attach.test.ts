@@ -32,12 +32,16 @@ function sh(cmd: string): { status: number; out: string } {
   return { status: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
 }
 
-/** Names of the programs that bpf links (TCX, among others) currently run. */
-function linkedPrograms(): Set<string> {
+/**
+ * Names of the programs that bpf links (TCX, among others) currently run,
+ * among the given program ids. Links are not per namespace: other tests
+ * running alongside have theirs, so only this test's programs count.
+ */
+function linkedPrograms(ours: readonly number[]): Set<string> {
   const links = JSON.parse(must('bpftool -j link show')) as { prog_id: number }[];
   const progs = JSON.parse(must('bpftool -j prog show')) as { id: number; name: string }[];
   const byId = new Map(progs.map((p) => [p.id, p.name]));
-  return new Set(links.map((l) => byId.get(l.prog_id) ?? '?'));
+  return new Set(links.filter((l) => ours.includes(l.prog_id)).map((l) => byId.get(l.prog_id) ?? `program ${l.prog_id}`));
 }
 
 function must(cmd: string): string {
@@ -61,11 +65,13 @@ t.test('attach and detach on a veth in a namespace', skip ? { skip } : {}, async
     const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
     const lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
     const first = await lines.next();
-    const kinds = JSON.parse(String(first.value)) as string[];
+    const made = JSON.parse(String(first.value)) as { kind: string; progId: number }[];
+    const kinds = made.map((a) => a.kind);
+    const ours = made.map((a) => a.progId);
     if (mode === 'tc') {
       t.equal(kinds.length, 2, 'tc: ingress and egress attached');
       t.ok(kinds.every((k) => k === 'tcx' || k === 'tc-clsact'), `tc attachments: ${kinds.join(', ')}`);
-      const linked = linkedPrograms();
+      const linked = linkedPrograms(ours);
       t.ok(linked.has('dysco_tc_ingress'), 'a TC link runs the ingress program');
       t.ok(linked.has('dysco_tc_egress'), 'a TC link runs the egress program');
     } else {
@@ -76,7 +82,7 @@ t.test('attach and detach on a veth in a namespace', skip ? { skip } : {}, async
     const second = await lines.next();
     t.equal(second.value, 'detached', `${mode}: detached on request`);
     t.equal(await exited, 0, `${mode}: the child exited cleanly`);
-    const left = [...linkedPrograms()].filter((n) => n.startsWith('dysco_'));
+    const left = [...linkedPrograms(ours)];
     t.same(left, [], `${mode}: no link of ours left`);
     t.notMatch(sh(`ip -n ${ns} link show dy0`).out, /prog\/xdp/, `${mode}: no XDP program left`);
   }
