@@ -328,7 +328,7 @@ t.test('forged, malformed and replayed control messages to the box mid-transfer:
 
 t.test('forged and malformed SYN metadata to the box mid-transfer: dropped and counted, no session created', opts, async (t) => {
   const b = await authenticatedBed(t);
-  const bytes = 10_000_000; // 5 s: the steps below take a few seconds when the machine is loaded
+  const bytes = 20_000_000; // 10 s: the steps below take several seconds when the machine is loaded, and the box is removed while it runs
   const tr = await transfer(b.client, b.server, { bytes, rate: 2_000_000 });
   const local = await tr.connected;
   const session = `${local}>${b.server.address}:9000`;
