@@ -10,7 +10,7 @@ import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { parseConfig } from '../dist/config.js';
 import { type Headers, HttpParser, type ResponseHead, encodeChunked, header } from '../dist/http.js';
 import { type DyscoApi, WebProxy } from '../dist/proxy.js';
-import { CHUNKED_BODY, PAGE, pattern, startOrigin } from './origin.js';
+import { CHUNKED_BODY, PAGE, pattern, startOrigin } from '../dist/origin.js';
 
 interface Resp {
   status: number;

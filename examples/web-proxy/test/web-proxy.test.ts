@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { type Host, Topology } from '@dysco/agent/topology';
-import { CHUNKED_BODY, PAGE, pattern } from './origin.js';
+import { CHUNKED_BODY, PAGE, pattern } from '../dist/origin.js';
 
-const ORIGIN = fileURLToPath(new URL('./origin.js', import.meta.url));
+const ORIGIN = fileURLToPath(new URL('../dist/origin.js', import.meta.url));
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const BIG = 20 * 1024 * 1024;
 

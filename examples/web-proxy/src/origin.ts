@@ -1,6 +1,7 @@
 /**
- * The origin server of the tests: a small HTTP server on node:http.
- *   node origin.js --port 80 [--host ADDR]
+ * An origin server to try the proxy with, and the one its tests and the
+ * demo use: a small HTTP server on node:http.
+ *   node dist/origin.js --port 80 [--host ADDR]
  * prints `listening PORT`, then one JSON line per request ({method, url}).
  *
  * - /page         a small page, Cache-Control: max-age=300, ETag "page-v1"
