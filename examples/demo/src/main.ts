@@ -8,31 +8,59 @@
  * reconfigurations marked. Everything it creates is removed on exit, on
  * Ctrl-C and on failure.
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Topology } from '@dysco/agent/topology';
 import { say } from './lib.js';
 import { type Panel, chart } from './svg.js';
-import { SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
+import { type Reconfiguration, SCENARIOS, type Scenario, type ScenarioContext } from './scenarios.js';
+
+/** `text` in lines of at most `width` characters, each after `indent`. */
+function wrap(text: string, indent: string, width = 78): string {
+  const out: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && indent.length + line.length + 1 + w.length > width) {
+      out.push(indent + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(indent + line);
+  return out.join('\n');
+}
 
 const HELP = `usage: npm run demo -- [options]
+       node examples/demo/dist/main.js [options]
 
-  --scenarios LIST   which scenarios, in order (default: ${SCENARIOS.map((s) => s.name).join(',')})
-                     ${SCENARIOS.map((s) => `${s.name}: ${s.summary}`).join('\n                     ')}
-  --duration S       seconds of traffic per scenario (default 8; --quick: 3)
-  --rate MBPS        pace of each transfer direction in Mbit/s (default 200)
+Builds a client, a web proxy, an IPS, router boxes and a server in network
+namespaces, an agent on each, and changes the chains of live sessions while
+real applications use them. Prints a timeline with per-second throughput
+and the duration of every reconfiguration, and writes an SVG plot.
+
+  --scenarios LIST   which scenarios, comma-separated, in this order
+                     (default: ${SCENARIOS.map((s) => s.name).join(',')}):
+${SCENARIOS.map((s) => `${`                       ${s.name}`.padEnd(32)}${wrap(s.summary, ' '.repeat(32)).trimStart()}`).join('\n')}
+  --duration S       seconds of traffic per scenario (default 8; --quick: 3;
+                     the ips scenario takes at least 4)
+  --rate MBPS        pace of each transfer direction in Mbit/s (default 200;
+                     the ips scenario paces at 32 at most, so that the
+                     packet captures keep up)
   --boxes N          router boxes in the topology, 2..4 (default 2)
   --quick            short run (what CI runs)
   --out FILE         where to write the plot (default dysco-demo.svg)
-  --keep             leave the namespaces up after the run (for poking around)
+  --keep             after the scenarios, leave everything up until Ctrl-C
+                     (for poking around with ip netns exec and dysco)
   --simulated        instead: the protocol simulator's timeline (no root, no kernel)
   --help             this text
 
-Needs root (namespaces, BPF). Every namespace, agent, pin and process the
-demo creates is removed when it ends, also on Ctrl-C or failure.
+Needs root (namespaces, BPF, nftables, packet capture). Every namespace,
+agent, pin, nftables table and process the demo creates is removed when it
+ends, also on Ctrl-C or failure. Exit status: 0 when every scenario
+completed as expected, 1 otherwise, 2 for usage errors.
 `;
-
 
 async function main(): Promise<number> {
   let v;
@@ -46,6 +74,7 @@ async function main(): Promise<number> {
         quick: { type: 'boolean' },
         out: { type: 'string' },
         keep: { type: 'boolean' },
+        simulated: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -56,6 +85,11 @@ async function main(): Promise<number> {
   if (v.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  if (v.simulated) {
+    // the protocol package's simulator: the same kind of timeline, without namespaces or the kernel
+    const sim = fileURLToPath(new URL('./sim/demo.js', import.meta.resolve('@dysco/protocol')));
+    return spawnSync(process.execPath, [sim], { stdio: 'inherit' }).status ?? 1;
   }
   const names = (v.scenarios ?? SCENARIOS.map((s) => s.name).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const chosen: Scenario[] = [];
@@ -86,30 +120,46 @@ async function main(): Promise<number> {
   const cleanup = async () => {
     if (cleaning) return;
     cleaning = true;
-    if (v.keep) {
-      say(`left running (--keep): namespaces ${[...bed.hosts.values()].map((h) => h.ns).join(' ')}`);
-      return;
-    }
     say('removing everything the demo created');
     await bed.destroy();
   };
-  process.once('SIGINT', () => {
-    say('interrupted');
-    void cleanup().then(() => process.exit(130));
-  });
-  process.once('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+  /** With --keep, ends the wait after the scenarios. */
+  let endKeep: (() => void) | undefined;
+  const onSignal = (signal: string, code: number) => {
+    if (endKeep) return endKeep();
+    // a second signal during the cleanup exits at once: the bed's exit handler removes what is left
+    if (cleaning) process.exit(code);
+    say(`${signal}: stopping`);
+    void cleanup().then(() => process.exit(code));
+  };
+  process.on('SIGINT', () => onSignal('interrupted', 130));
+  process.on('SIGTERM', () => onSignal('terminated', 143));
 
   const panels: Panel[] = [];
   const failures: string[] = [];
+  const reconfigurations: Reconfiguration[] = [];
   try {
     const h = (n: string) => bed.host(n);
     for (const x of bed.hosts.values()) say(`  ${x.name.padEnd(7)} ${x.address}`);
-    const ctx: ScenarioContext = { bed, h, say, duration, rate: (rateMbps * 1e6) / 8, fail: (m) => failures.push(m) };
+    const ctx: ScenarioContext = { bed, h, say, duration, rate: (rateMbps * 1e6) / 8, fail: (m) => failures.push(m), reconfigurations };
     say('starting an agent on every host');
-    const perHost = (name: string): Record<string, unknown> => chosen.reduce((cfg, s) => ({ ...cfg, ...s.agentConfig?.(ctx, name) }), {});
+    // each scenario's fields for a host's agent; their policies are put together
+    const perHost = (name: string): Record<string, unknown> => {
+      const cfg: Record<string, unknown> = {};
+      const policies: unknown[] = [];
+      for (const s of chosen) {
+        const { policies: p, ...rest } = s.agentConfig?.(ctx, name) ?? {};
+        if (Array.isArray(p)) policies.push(...(p as unknown[]));
+        Object.assign(cfg, rest);
+      }
+      return policies.length > 0 ? { ...cfg, policies } : cfg;
+    };
     for (const x of bed.hosts.values()) {
       const cfg = perHost(x.name);
+      const started = Date.now();
       await x.startAgent({ config: { logLevel: 'info', ...cfg } });
+      const n = Array.isArray(cfg.policies) ? cfg.policies.length : 0;
+      say(`  agent on ${x.name} ready in ${((Date.now() - started) / 1000).toFixed(1)} s${n > 0 ? ` (${n} steering ${n === 1 ? 'policy' : 'policies'})` : ''}`);
     }
     for (const s of chosen) {
       say(`── ${s.name}: ${s.summary}`);
@@ -121,12 +171,22 @@ async function main(): Promise<number> {
       }
       say(failures.length === before ? `── ${s.name}: done` : `── ${s.name}: FAILED: ${failures.slice(before).join('; ')}`);
     }
+    if (reconfigurations.length > 0) {
+      say('reconfigurations of live sessions:');
+      const w = Math.max(...reconfigurations.map((r) => r.what.length));
+      for (const r of reconfigurations) say(`  ${r.scenario.padEnd(8)} ${r.what.padEnd(w)}  ${r.result.padEnd(9)} ${r.durationMs !== undefined ? `${r.durationMs.toFixed(1).padStart(7)} ms` : ''}`);
+    }
     if (panels.length > 0) {
       const out = resolve(v.out ?? 'dysco-demo.svg');
       writeFileSync(out, chart(panels, 'Dysco: throughput of live sessions while their chains change'));
       say(`plot written: ${out}`);
     }
   } finally {
+    if (v.keep) {
+      say(`left up (--keep): namespaces ${[...bed.hosts.values()].map((x) => x.ns).join(' ')}; agents' sockets under ${bed.dir}; Ctrl-C removes everything`);
+      await new Promise<void>((r) => (endKeep = r));
+      endKeep = undefined;
+    }
     await cleanup();
   }
   if (failures.length > 0) {
