@@ -142,8 +142,10 @@ export class Meter {
     this.bytes += n;
   }
 
-  private sample(): void {
+  private sample(final = false): void {
     const now = Date.now();
+    // a last interval much shorter than the others says little (and its few bytes look like a burst)
+    if (final && now - this.last[0] < 200) return;
     const mbps = ((this.bytes - this.last[1]) * 8) / ((now - this.last[0]) / 1000) / 1e6;
     this.last = [now, this.bytes];
     this.samples.push([(now - this.origin) / 1000, mbps]);
@@ -156,7 +158,7 @@ export class Meter {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
-    this.sample();
+    this.sample(true);
   }
 }
 
