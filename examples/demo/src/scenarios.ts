@@ -1,31 +1,28 @@
+import type { ReconfigOutcome } from '@dysco/agent';
+import { connect } from '@dysco/agent/client';
 import type { Host } from '@dysco/agent/topology';
 import { type Scenario, type ScenarioContext, noteReconfiguration } from './context.js';
 import { ips } from './ips-scenario.js';
-import { liveTransfer, sleep, verify } from './lib.js';
+import { liveTransfer, sleep, verify, within } from './lib.js';
 import { splice } from './splice-scenario.js';
 import type { Mark } from './svg.js';
 
 export type { Reconfiguration, Scenario, ScenarioContext } from './context.js';
 
-interface Outcome {
-  result: string;
-  reason?: string;
-  durationMs: number;
-}
-
-/** Runs `dysco reconfig` at an agent and puts its outcome on the timeline and the plot. */
-async function reconfig(ctx: ScenarioContext, at: Host, args: string[], label: string, marks: Mark[], origin: number): Promise<Outcome | undefined> {
-  const r = await at.agent!.cliAsync('reconfig', ...args, '--json');
-  let o: Outcome;
+/** Runs a reconfiguration through the client library and puts its outcome on the timeline and the plot. */
+async function reconfig(ctx: ScenarioContext, run: () => Promise<ReconfigOutcome>, label: string, marks: Mark[], origin: number): Promise<void> {
+  let o: ReconfigOutcome;
   try {
-    o = JSON.parse(r.stdout) as Outcome;
-  } catch {
-    ctx.fail(`replace: ${label}: ${r.stderr.trim() || r.stdout.trim()}`);
-    return undefined;
+    o = await run();
+  } catch (e) {
+    // refused before it started (the session ended, a wrong neighbour…)
+    ctx.fail(`replace: ${label}: ${(e as Error).message}`);
+    return;
   }
   noteReconfiguration(ctx, 'replace', marks, origin, label, o.result, o.durationMs, o.reason ? `(${o.reason})` : '');
-  return o;
 }
+
+const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 
 const PORT_BULK = 9000;
 
@@ -38,13 +35,21 @@ const replace: Scenario = {
     const [client, server, box1, box2] = ['client', 'server', 'box1', 'box2'].map(ctx.h) as [Host, Host, Host, Host];
     const bytes = Math.round(ctx.rate * ctx.duration);
     const marks: Mark[] = [];
-    const tr = await liveTransfer(client, server, { port: PORT_BULK, bytes, rate: ctx.rate, report: (m) => ctx.say(`    ${m.toFixed(1)} Mbit/s both ways`) });
-    ctx.say(`  transfer of ${(bytes / 1e6).toFixed(1)} MB each way started: session ${tr.session} through box1`);
-    await sleep((ctx.duration * 1000) / 3);
-    await reconfig(ctx, client, [tr.session, '--replace', box1.address, '--with', box2.address], 'box1 replaced by box2', marks, tr.started);
-    await sleep((ctx.duration * 1000) / 3);
-    await reconfig(ctx, client, [tr.session, '--remove', box2.address], 'box2 removed', marks, tr.started);
-    const [c, s] = await Promise.all([tr.client, tr.server]);
+    // the client's agent, through the library: a reconfiguration starts within a millisecond of the call
+    const dysco = await connect({ socket: client.socket });
+    let tr;
+    try {
+      tr = await liveTransfer(client, server, { port: PORT_BULK, bytes, rate: ctx.rate, report: (m) => ctx.say(`    ${m.toFixed(1)} Mbit/s both ways`) });
+      const { session, started } = tr;
+      ctx.say(`  transfer of ${(bytes / 1e6).toFixed(1)} MB each way started: session ${session} through box1`);
+      await sleepUntil(started + (ctx.duration * 1000) / 3);
+      await reconfig(ctx, () => dysco.replace(session, box1.address, box2.address), 'box1 replaced by box2', marks, started);
+      await sleepUntil(started + (ctx.duration * 2000) / 3);
+      await reconfig(ctx, () => dysco.remove(session, box2.address), 'box2 removed', marks, started);
+    } finally {
+      dysco.close();
+    }
+    const [c, s] = await within(ctx.duration * 5000 + 30_000, 'the end of the transfer', Promise.all([tr.client, tr.server]));
     const problems = verify(c, s, bytes, tr.local);
     for (const p of problems) ctx.fail(`replace: ${p}`);
     if (problems.length === 0) ctx.say(`  every byte arrived once and intact both ways (SHA-256 checked); the server's application saw ${s.remote}; longest stall ${Math.max(c.maxGapMs, s.maxGapMs)} ms`);
