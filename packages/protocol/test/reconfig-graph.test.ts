@@ -194,7 +194,8 @@ t.test('rightAnchor: every transition keeps timers, paths and outcomes consisten
 
 t.test('lock: held requests are forwarded on failure and refused on success', async (t) => {
   const sends = (label: string) => ({ type: 'send', to: L, message: { label } }) as unknown as ProtocolAction;
-  const held = { requester: '10.0.0.9', reconfigId: 9, forward: sends('forward-held'), nack: (reason: string) => sends(`nack-held-${reason}`) };
+  const nackHeld = { type: 'send', to: L, message: { type: 'nackLock', label: 'nack-held', reason: 'locked' } } as unknown as ProtocolAction;
+  const held = { requester: '10.0.0.9', reconfigId: 9, forward: sends('forward-held'), nack: nackHeld };
   const own = { type: 'acquire', requester: '10.0.0.1', reconfigId: 7 };
   const events = [
     own,
@@ -208,7 +209,7 @@ t.test('lock: held requests are forwarded on failure and refused on success', as
   const labels = (p: any) =>
     replayActions(lockMachine, p.steps.map((s: any) => s.event))
       .flat()
-      .map((a: any) => a.message?.label);
+      .map((a: any) => (a.message?.type === 'nackLock' ? `${a.message.label}-${a.message.reason}` : a.message?.label));
   let won = 0;
   let lost = 0;
   for (const p of paths) {

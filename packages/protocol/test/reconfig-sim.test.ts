@@ -48,6 +48,48 @@ t.test(`${SEEDS} seeded random schedules keep every property`, async (t) => {
   t.ok(aborted > SEEDS / 10, `reconfigurations aborted (${aborted})`);
 });
 
+t.test('agents killed and restarted from their persisted protocol state, mid-reconfiguration included, keep every property', async (t) => {
+  const seeds = Math.max(200, Math.floor(SEEDS / 5));
+  let failures = 0;
+  let mid = 0;
+  let total = 0;
+  let completed = 0;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const o = { ...scheduleFor(seed), restarts: 3 };
+    const sim = new Simulation(o);
+    const r = sim.run();
+    total += sim.restarted.total;
+    mid += sim.restarted.midReconfiguration;
+    completed += r.outcomes.filter((x) => x.result === 'completed').length;
+    if (r.violations.length > 0) {
+      failures++;
+      if (failures <= 5) t.fail(`${failure(r, o)} (with restarts: 3)`);
+    }
+  }
+  t.equal(failures, 0, `no schedule violated a property across ${total} restarts`);
+  t.ok(mid > seeds / 4, `${mid} restarts hit an agent in the middle of a reconfiguration`);
+  t.ok(completed > seeds / 4, `reconfigurations completed (${completed})`);
+});
+
+t.test('a restart is invisible: snapshot and restore give back the same state, and resume re-arms the running timers', async (t) => {
+  const sim = new Simulation({ seed: 5, boxes: 1, spares: 1, retry: FAST_RETRY, ops: [{ at: 10, op: { kind: 'insert', after: 'client', box: 's1' } }] });
+  sim.begin();
+  sim.scheduleOps();
+  // run until the client has sent its requestLock and waits for the answer
+  sim.net.run(11, 10_000);
+  const client = sim.client.proto!;
+  t.equal(client.leftAnchorState, 'Requesting', 'the client is waiting for its lock');
+  const before = JSON.stringify(client.snapshot());
+  sim.restart(sim.client);
+  const after = sim.client.proto!;
+  t.not(after, client, 'a new protocol object');
+  t.equal(JSON.stringify(after.snapshot()), before, 'with the same state');
+  t.same(after.resume().map((a) => a.type === 'armTimer' && a.timer), ['requestLock'], 'its retransmission timer runs again');
+  const r = sim.finish();
+  t.same(r.violations, []);
+  t.equal(r.outcomes[0]?.result, 'completed', 'and the insertion completes');
+});
+
 t.test('a schedule replays exactly from its seed', async (t) => {
   const a = new Simulation({ ...scheduleFor(77), trace: true }).run();
   const b = new Simulation({ ...scheduleFor(77), trace: true }).run();

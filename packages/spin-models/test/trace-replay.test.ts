@@ -54,7 +54,7 @@ const wire = (i: number, r: number): Wire => {
   const c = { subsession: hop(i).subsession, reconfigId: r, msgSeq: 1, requester: ip(`10.0.0.${i + 1}`) };
   return {
     requestLock: { type: 'requestLock', ...c, rightAnchor: ip(`10.0.0.${Rof(r) + 1}`), deltas: ZERO_DELTAS },
-    cancelLock: (reason) => ({ type: 'cancelLock', ...c, reason }),
+    cancelLock: { type: 'cancelLock', ...c, reason: 'timeout' },
     syn: { type: 'syn', ...c, leftAnchor: c.requester, rightAnchor: ip(`10.0.0.${Rof(r) + 1}`), session: c.subsession, chain: [], deltas: ZERO_DELTAS },
     ack: { type: 'ack', ...c },
     teardown: { type: 'teardown', ...c, fromLeft: true },
@@ -92,7 +92,7 @@ function replay(steps: Step[]): string | undefined {
           if (raReq[i] === NONE) raReq[i] = r;
           break;
         }
-        feed(i, { type: 'relayRequest', request: { ...req(r), forward: marker, nack: () => marker } });
+        feed(i, { type: 'relayRequest', request: { ...req(r), forward: marker, nack: marker } });
         break;
       case 3: // cancelLock from the left
         tomb[i]!.add(r);

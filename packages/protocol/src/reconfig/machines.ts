@@ -34,8 +34,14 @@ export interface HeldRequest {
   readonly reconfigId: number;
   /** requestLock forwarded rightwards with this agent's deltas added. */
   readonly forward: ProtocolAction;
-  /** nackLock back to the sender, for when the request loses. */
-  readonly nack: (reason: NackReason) => ProtocolAction;
+  /** nackLock back to the sender, for when the request loses (its reason is filled in by nackOf). */
+  readonly nack: ProtocolAction;
+}
+
+/** The held request's nackLock with the reason of its refusal. */
+export function nackOf(h: HeldRequest, reason: NackReason): ProtocolAction {
+  const a = h.nack;
+  return a.type === 'send' && a.message.type === 'nackLock' ? { ...a, message: { ...a.message, reason } } : a;
 }
 
 export interface LockContext {
@@ -109,7 +115,7 @@ export const lockMachine = setup({
           { guard: 'heldAgain' },
           // contention: our own request is pending, hold this one until it is answered
           { guard: 'canHold', actions: assign({ held: ({ event }) => event.request }) },
-          { actions: emit(({ event }) => event.request.nack('locked')) },
+          { actions: emit(({ event }) => nackOf(event.request, 'locked')) },
         ],
         ackLock: [
           {
@@ -118,7 +124,7 @@ export const lockMachine = setup({
             actions: [
               // our own request won: the held one loses
               emit(({ context, event }) =>
-                context.own ? context.held?.nack('contention') : event.forwardLeft,
+                context.own ? context.held && nackOf(context.held, 'contention') : event.forwardLeft,
               ),
               assign(({ context, event }) => ({ held: undefined, ackLeft: context.own ? undefined : event.forwardLeft })),
             ],
@@ -172,7 +178,7 @@ export const lockMachine = setup({
           // the ackLock we relayed was lost on its way left: say it again
           { guard: ({ context, event }) => sameRequest(context, event.request) && context.ackLeft !== undefined, actions: emit(({ context }) => context.ackLeft) },
           { guard: 'sameRequest' },
-          { actions: emit(({ event }) => event.request.nack('locked')) },
+          { actions: emit(({ event }) => nackOf(event.request, 'locked')) },
         ],
         ackLock: { guard: ({ context, event }) => sameRequest(context, event) && !context.own, actions: emit(({ event }) => event.forwardLeft) },
         cancelLock: [
@@ -301,7 +307,8 @@ const isTimer =
 export interface Wire {
   /** Build a message for a hop; the caller fills in the common fields. */
   readonly requestLock: import('../messages.js').RequestLock;
-  readonly cancelLock: (reason: NackReason) => import('../messages.js').CancelLock;
+  /** Sent with the reason of the cancel filled in. */
+  readonly cancelLock: import('../messages.js').CancelLock;
   readonly syn: import('../messages.js').Syn;
   readonly ack: import('../messages.js').Ack;
   readonly teardown: import('../messages.js').Teardown;
@@ -459,7 +466,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
         },
       },
       Canceling: {
-        entry: transmit('cancelLock', ({ context }) => ({ to: context.oldHop.agent, message: context.wire.cancelLock(context.reason) })),
+        entry: transmit('cancelLock', ({ context }) => ({ to: context.oldHop.agent, message: { ...context.wire.cancelLock, reason: context.reason } })),
         on: {
           ackCancel: { target: 'OnePath', actions: [...settle('cancelLock'), outcome('aborted')] },
           timeout: { guard: isTimer('cancelLock'), actions: retransmit('cancelLock') },

@@ -71,6 +71,49 @@ const key = (a: Address) => formatAddress(a);
 export const REPEATED_TEARDOWN = 0;
 
 /**
+ * Everything a SessionProtocol holds, as plain JSON (addresses and tuples
+ * included): what an agent writes to disk so that, killed and restarted, it
+ * takes a session up again in the middle of a reconfiguration. Produced by
+ * SessionProtocol.snapshot(), taken back by SessionProtocol.restore().
+ */
+export interface ProtocolSnapshot {
+  readonly version: 1;
+  readonly state: unknown;
+}
+
+/** Uint8Arrays (addresses) and non-finite numbers as JSON-safe values, and back. */
+function toPlain(v: unknown): unknown {
+  if (v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('hex') };
+  if (typeof v === 'number' && !Number.isFinite(v)) return { $number: String(v) };
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (v && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) o[k] = toPlain(x);
+    return o;
+  }
+  return v;
+}
+
+function fromPlain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(fromPlain);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (typeof o.$bytes === 'string' && Object.keys(o).length === 1) return new Uint8Array(Buffer.from(o.$bytes, 'hex'));
+    if (typeof o.$number === 'string' && Object.keys(o).length === 1) return Number(o.$number);
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(o)) out[k] = fromPlain(x);
+    return out;
+  }
+  return v;
+}
+
+/** A machine's snapshot as value and context; the retry policy comes from the restoring agent. */
+function machineState(s: { value: unknown; context: unknown }): unknown {
+  const { retry: _retry, ...context } = s.context as Record<string, unknown>;
+  return { value: s.value, context };
+}
+
+/**
  * The reconfiguration protocol for one session at one agent: routes events
  * to the lock, leftAnchor and rightAnchor machines, relays what is not for
  * this agent, and returns the actions to execute. No I/O, no clock: timers
@@ -165,6 +208,76 @@ export class SessionProtocol {
   }
   get pendingTombstones(): number {
     return this.tombstones.length + this.olderTombstones.length;
+  }
+
+  // ---- persistence ---------------------------------------------------------
+
+  /** The whole protocol state of this session, JSON-safe (see ProtocolSnapshot). */
+  snapshot(): ProtocolSnapshot {
+    const state = {
+      left: this.left,
+      right: this.right,
+      ownDeltas: this.ownDeltas,
+      rightDeltas: this.rightDeltas,
+      departed: this.departed,
+      gone: this.gone,
+      forwarding: this.forwarding,
+      msgSeq: this.msgSeq,
+      selfRequest: this.selfRequest,
+      newPathRelay: this.newPathRelay,
+      teardownSeen: this.teardownSeen,
+      tombstones: this.tombstones,
+      olderTombstones: this.olderTombstones,
+      tombstoneTimerArmed: this.tombstoneTimerArmed,
+      lingering: this.lingering,
+      lock: machineState(this.lockS),
+      leftAnchor: machineState(this.leftS),
+      rightAnchor: machineState(this.rightS),
+    };
+    return { version: 1, state: toPlain(state) };
+  }
+
+  /**
+   * A protocol taken up from a snapshot (of an agent that was killed), with
+   * `o.retry` (the restoring agent's policy) in force. The timers that were
+   * running are lost with the process: `resume()` gives the actions that arm
+   * them again (each with its current timeout), so retransmissions and
+   * deadlines go on where they stopped.
+   */
+  static restore(o: Omit<SessionProtocolOptions, 'left' | 'right' | 'ownDeltas'>, snap: ProtocolSnapshot): SessionProtocol {
+    if (!snap || snap.version !== 1 || typeof snap.state !== 'object' || snap.state === null) throw new Error('not a protocol snapshot of a known version');
+    const st = fromPlain(snap.state) as Record<string, any>;
+    const p = new SessionProtocol({ ...o, left: st.left, right: st.right, ownDeltas: st.ownDeltas ?? ZERO_DELTAS });
+    const resolve = <M extends AnyStateMachine>(m: M, saved: { value: unknown; context: Record<string, unknown> }) =>
+      m.resolveState({ value: saved.value as never, context: { ...saved.context, retry: p.retry } as never }) as SnapshotFrom<M>;
+    p.lockS = resolve(p.lockM, st.lock);
+    p.leftS = resolve(p.leftM, st.leftAnchor);
+    p.rightS = resolve(p.rightM, st.rightAnchor);
+    p.rightDeltas = st.rightDeltas ?? ZERO_DELTAS;
+    p.departed = st.departed === true;
+    p.gone = st.gone === true;
+    p.forwarding = st.forwarding;
+    p.msgSeq = Number(st.msgSeq) >>> 0;
+    p.selfRequest = st.selfRequest;
+    p.newPathRelay = st.newPathRelay;
+    p.teardownSeen = st.teardownSeen ?? { fromLeft: false, fromRight: false };
+    p.tombstones = st.tombstones ?? [];
+    p.olderTombstones = st.olderTombstones ?? [];
+    p.tombstoneTimerArmed = st.tombstoneTimerArmed === true;
+    p.lingering = st.lingering;
+    return p;
+  }
+
+  /** The timers a restored protocol must arm again (see restore). */
+  resume(): ProtocolAction[] {
+    const out: ProtocolAction[] = [];
+    for (const c of [this.leftAnchorContext, this.rightAnchorContext]) {
+      for (const [timer, o] of Object.entries(c.outstanding)) if (o) out.push({ type: 'armTimer', timer: timer as TimerName, delay: o.rto });
+    }
+    if (this.selfRequest && !this.selfRequest.started) out.push({ type: 'armTimer', timer: 'rightRequest', delay: this.selfRequest.rto });
+    if (this.lingering) out.push({ type: 'armTimer', timer: 'linger', delay: this.retry.tombstoneMs });
+    if (this.departed || this.tombstoneTimerArmed) out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
+    return out;
   }
 
   // ---- driving -------------------------------------------------------------
@@ -308,7 +421,7 @@ export class SessionProtocol {
     const wire: Wire = {
       // the segment's deltas start with those this agent already applies on it
       requestLock: { type: 'requestLock', ...common(oldHop.subsession), requester, rightAnchor, deltas: this.rightDeltas },
-      cancelLock: (reason: NackReason) => ({ type: 'cancelLock', ...common(oldHop.subsession), requester, reason }),
+      cancelLock: { type: 'cancelLock', ...common(oldHop.subsession), requester, reason: 'timeout' },
       syn: {
         type: 'syn',
         ...common(newHop.subsession),
@@ -428,6 +541,9 @@ export class SessionProtocol {
         // a duplicate refusal of a request no longer pending here is dropped: the requester's retransmission recovers a lost one
         if (this.lockState !== 'lockPending' || this.lockContext.requester !== key(m.requester)) return;
         this.runLock({ type: 'nackLock', requester: key(m.requester), reconfigId: m.reconfigId, ...(forwardLeft ? { forwardLeft } : {}) }, out);
+        // the request is dead: a retransmission of it still on its way from the left must not lock this relay again,
+        // for nobody would release it (the requester has given up, and a lost forward is never repeated)
+        this.remember(m.requester, m.reconfigId, undefined, out);
         return;
       }
       case 'cancelLock': {
@@ -530,7 +646,7 @@ export class SessionProtocol {
       this.selfRequest = { ...this.selfRequest, started: true };
       out.push({ type: 'cancelTimer', timer: 'rightRequest' });
     }
-    const nack = (reason: NackReason): ProtocolAction => ({
+    const nackMessage = (reason: NackReason): ProtocolAction => ({
       type: 'send',
       to: from,
       message: { type: 'nackLock', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester, reason },
@@ -564,13 +680,13 @@ export class SessionProtocol {
       } else if (same) {
         this.runRight({ type: 'requestLock' } as never, out);
       } else {
-        out.push(nack('busy'));
+        out.push(nackMessage('busy'));
       }
       return;
     }
     if (this.isSelf(m.requester)) return; // our own request came back: ignore
     if (!this.right) {
-      out.push(nack('anchorNotFound'));
+      out.push(nackMessage('anchorNotFound'));
       return;
     }
     const request: HeldRequest = {
@@ -582,7 +698,7 @@ export class SessionProtocol {
         // the box's own deltas, then those its rewrite applies towards the right
         message: { ...m, subsession: this.right.subsession, deltas: composeDeltas(composeDeltas(m.deltas, this.ownDeltas), this.rightDeltas) },
       },
-      nack,
+      nack: nackMessage('locked'),
     };
     this.runLock({ type: 'relayRequest', request }, out);
   }

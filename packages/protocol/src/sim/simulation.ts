@@ -44,6 +44,13 @@ export interface SimOptions {
   readonly opsSpread?: number;
   /** Record a timeline of what happened (for the demo and for failing seeds). */
   readonly trace?: boolean;
+  /**
+   * Agent restarts: this many times, at random moments within the operations'
+   * window, a random agent that has session state loses it as a killed process
+   * would (its timers die with it) and takes it up again from its persisted
+   * snapshot (a JSON round trip), re-arming its timers with resume().
+   */
+  readonly restarts?: number;
 }
 
 export interface OutcomeRecord {
@@ -430,7 +437,39 @@ export class Simulation {
   run(maxEvents = 2_000_000): SimResult {
     this.begin();
     this.scheduleOps();
+    this.scheduleRestarts();
     return this.finish(maxEvents);
+  }
+
+  /** Restarts drawn from the seed (see SimOptions.restarts). */
+  scheduleRestarts(): void {
+    const start = this.options.opsStart ?? 5;
+    const spread = this.options.opsSpread ?? 200;
+    for (let i = 0; i < (this.options.restarts ?? 0); i++) this.net.at(start + this.rng.int(0, spread), () => this.restart());
+  }
+
+  /** Restarts so far, and how many of them hit an agent in the middle of a reconfiguration. */
+  readonly restarted = { total: 0, midReconfiguration: 0 };
+
+  /** One agent with session state is killed and restarted from its snapshot. */
+  restart(agent?: SimAgent): void {
+    const candidates = [...this.agents.values()].filter((a) => a.proto);
+    const a = agent ?? candidates[this.rng.int(0, candidates.length - 1)];
+    if (!a?.proto) return;
+    const saved = JSON.parse(JSON.stringify(a.proto.snapshot())) as ReturnType<SessionProtocol['snapshot']>;
+    const p = SessionProtocol.restore({ self: a.address, session: a.proto.session, retry: this.retry }, saved);
+    a.timerGen.clear();
+    a.proto = p;
+    this.restarted.total++;
+    if (!p.idle) this.restarted.midReconfiguration++;
+    this.log(`${a.name} restarted (lock ${p.lockState}, leftAnchor ${p.leftAnchorState}, rightAnchor ${p.rightAnchorState})`);
+    this.execute(a, p.resume());
+    // the data plane survives the restart: an old path it had drained (or drains later) is read from the kernel
+    if (p.leftAnchorState === 'TwoPaths' || p.rightAnchorState === 'TwoPaths') {
+      this.net.at(this.rng.int(1, 40), () => {
+        if (a.proto === p) this.execute(a, p.handle({ type: 'oldPathDrained' }));
+      });
+    }
   }
 
   /** Sets the session up once; tests that drive the schedule themselves call it first. */
