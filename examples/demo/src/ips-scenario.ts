@@ -51,12 +51,13 @@ export const ips: Scenario = {
     let t0 = Date.now();
     const names = new Map<number, string>();
     const nameOf = (r: Rec) => names.get(Number(r.sport)) ?? `${String(r.src)}:${String(r.sport)}>${String(r.dst)}:${String(r.dport)}`;
+    const hostOf = (a: unknown) => [...ctx.bed.hosts.values()].find((x) => x.address === a)?.name ?? String(a);
     const dir = (d: unknown) => (d === 'clientToServer' ? 'client→server' : 'server→client');
 
     const cfgFile = join(ctx.bed.dir, 'ips.json');
     writeFileSync(cfgFile, JSON.stringify({ terms: MALICIOUS, releaseAfterBytes: releaseAfter, reassembly: { onGap: 'continue' }, block: { action: 'reset' } }, null, 2));
     const ipsProc = new Program('the IPS', ipsHost.node(IPS_COMMAND, ['--socket', ipsHost.socket, '--address', ipsHost.address, '--config', cfgFile]), (r) => {
-      if (r.msg === 'watching' && r.role === 'relay') ctx.say(`  IPS: watching ${nameOf(r)}, between ${String(r.left)} and ${String(r.right)}`);
+      if (r.msg === 'watching' && r.role === 'relay') ctx.say(`  IPS: watching ${nameOf(r)}, between ${hostOf(r.left)} and ${hostOf(r.right)}`);
       else if (r.msg === 'verdict' && r.verdict === 'block') {
         const b = r.bytes as { clientToServer: number; serverToClient: number };
         ctx.say(`  ✋ IPS: "${String(r.term)}" in ${nameOf(r)}'s ${dir(r.direction)} stream, ${String(r.offset)} bytes after it started scanning: blocked (TCP resets to both ends), the rule in place ${String(r.enforcedInMs)} ms after the match; it had scanned ${mb(b.clientToServer)} / ${mb(b.serverToClient)}`);
