@@ -18,12 +18,14 @@ import {
   PortAllocator,
   type ProtocolAction,
   type ProtocolEvent,
+  type ProtocolSnapshot,
   ReplayCounter,
   ReplayWindow,
   type RetryPolicy,
   SessionProtocol,
   type TimerName,
   addressEquals,
+  anchorEgressKey,
   applyPathAction,
   decodeControl,
   decodeSynMetadata,
@@ -49,7 +51,7 @@ import { Metrics } from './metrics.js';
 export interface SessionRecord {
   /** Agent-local identifier (what `dysco sessions` shows and commands take). */
   readonly id: number;
-  readonly proto: SessionProtocol;
+  proto: SessionProtocol;
   /** How this agent joined: by the session's SYN (originator, middlebox, last hop) or a reconfiguration's new path (relay). */
   role: 'originator' | 'middlebox' | 'lastHop' | 'relay';
   readonly createdAt: number;
@@ -138,6 +140,8 @@ interface PersistedSession {
   downstream: string[];
   createdAt: number;
   rightSession?: string | undefined;
+  /** The session's whole protocol state (a reconfiguration in progress included). */
+  protocol?: ProtocolSnapshot | undefined;
 }
 
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
@@ -873,7 +877,18 @@ export class Agent extends EventEmitter {
     mkdirSync(this.config.stateDir, { recursive: true });
     const out: PersistedSession[] = [...this.sessions.values()]
       .filter((r) => !r.proto.departed)
-      .map((r) => ({ id: r.id, session: formatTuple(r.proto.session), role: r.role, left: hopOut(r.proto.left), right: hopOut(r.proto.right), downstream: r.downstream.map(formatAddress), createdAt: r.createdAt, rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined }));
+      .map((r) => ({
+        id: r.id,
+        session: formatTuple(r.proto.session),
+        role: r.role,
+        left: hopOut(r.proto.left),
+        right: hopOut(r.proto.right),
+        downstream: r.downstream.map(formatAddress),
+        createdAt: r.createdAt,
+        rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined,
+        // hops say it all for most sessions; the rest carry their whole protocol state
+        protocol: r.proto.atRest ? undefined : r.proto.snapshot(),
+      }));
     const file = join(this.config.stateDir, STATE_FILE);
     writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
     renameSync(`${file}.tmp`, file);
@@ -890,6 +905,7 @@ export class Agent extends EventEmitter {
       this.log.warn('state file unreadable, sessions not adopted', { file, error: (e as Error).message });
       return;
     }
+    const resumed: SessionRecord[] = [];
     for (const s of saved.sessions ?? []) {
       try {
         const session = parseTuple(s.session);
@@ -899,15 +915,33 @@ export class Agent extends EventEmitter {
           rec.rightSession = parseTuple(s.rightSession);
           this.bySession.set(tupleKey(rec.rightSession), rec);
         }
-        rec.proto.left = hopIn(s.left);
-        rec.proto.right = hopIn(s.right);
+        if (s.protocol) {
+          // take the protocol up where it stopped, a reconfiguration in progress included
+          rec.proto = SessionProtocol.restore({ self: this.config.address, session, retry: this.retry }, s.protocol);
+        } else {
+          rec.proto.left = hopIn(s.left);
+          rec.proto.right = hopIn(s.right);
+        }
         for (const h of [rec.proto.left, rec.proto.right]) if (h) this.indexHop(rec, h.subsession);
+        if (!rec.proto.idle) resumed.push(rec);
       } catch (e) {
         this.log.warn('saved session not adopted', { session: s.session, error: (e as Error).message });
       }
     }
     if (saved.nextSessionId && saved.nextSessionId > this.nextSessionId) this.nextSessionId = saved.nextSessionId;
-    this.log.info('adopted sessions of the previous run', { sessions: this.sessions.size });
+    this.log.info('adopted sessions of the previous run', { sessions: this.sessions.size, reconfiguring: resumed.length });
+    for (const rec of resumed) {
+      this.log.info('resuming a reconfiguration', { session: rec.id, lock: rec.proto.lockState, leftAnchor: rec.proto.leftAnchorState, rightAnchor: rec.proto.rightAnchorState });
+      this.guard('resume', () => {
+        this.execute(rec, rec.proto.resume());
+        // an old path the data plane drained while no agent listened is read from the kernel's entry
+        for (const side of ['right', 'left'] as const) {
+          const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
+          const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
+          if (state === 'TwoPaths' && this.table.getEgress(key)?.twoPath?.drained) this.handle(rec, { type: 'oldPathDrained', side });
+        }
+      });
+    }
   }
 
   // ---- errors ---------------------------------------------------------------------------

@@ -206,6 +206,20 @@ export class SessionProtocol {
       (this.selfRequest === undefined || this.selfRequest.started)
     );
   }
+  /** Nothing to keep but its hops: no reconfiguration, tombstone, relay state or deltas (an agent need not persist a snapshot). */
+  get atRest(): boolean {
+    const zero = (d: Deltas) => (Object.keys(ZERO_DELTAS) as (keyof Deltas)[]).every((k) => d[k] === 0);
+    return (
+      this.idle &&
+      !this.departed &&
+      this.selfRequest === undefined &&
+      this.newPathRelay === undefined &&
+      this.lingering === undefined &&
+      this.pendingTombstones === 0 &&
+      zero(this.ownDeltas) &&
+      zero(this.rightDeltas)
+    );
+  }
   get pendingTombstones(): number {
     return this.tombstones.length + this.olderTombstones.length;
   }
