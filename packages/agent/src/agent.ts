@@ -142,6 +142,8 @@ interface PersistedSession {
   rightSession?: string | undefined;
   /** The session's whole protocol state (a reconfiguration in progress included). */
   protocol?: ProtocolSnapshot | undefined;
+  /** Every subsession its control messages may name (a new path being set up included). */
+  hops?: string[] | undefined;
 }
 
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
@@ -888,6 +890,7 @@ export class Agent extends EventEmitter {
         rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined,
         // hops say it all for most sessions; the rest carry their whole protocol state
         protocol: r.proto.atRest ? undefined : r.proto.snapshot(),
+        hops: r.proto.atRest ? undefined : [...r.hops],
       }));
     const file = join(this.config.stateDir, STATE_FILE);
     writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
@@ -923,6 +926,10 @@ export class Agent extends EventEmitter {
           rec.proto.right = hopIn(s.right);
         }
         for (const h of [rec.proto.left, rec.proto.right]) if (h) this.indexHop(rec, h.subsession);
+        for (const k of s.hops ?? []) {
+          rec.hops.add(k);
+          if (!this.byHop.has(k)) this.byHop.set(k, rec);
+        }
         if (!rec.proto.idle) resumed.push(rec);
       } catch (e) {
         this.log.warn('saved session not adopted', { session: s.session, error: (e as Error).message });
