@@ -63,6 +63,8 @@ interface Tombstone {
   readonly reconfigId: number;
   /** What to repeat: our teardown (anchors) or nothing (relays forward). */
   readonly reply: ProtocolAction | undefined;
+  /** This agent refused the request (nackLock with this reason): a later copy of it is refused again. */
+  readonly refused?: NackReason;
 }
 
 const key = (a: Address) => formatAddress(a);
@@ -324,6 +326,17 @@ export class SessionProtocol {
         this.onMessage(ev.message, ev.from, ev.nextHop, out);
         break;
     }
+    // A request refused here stays refused. The requester gives up on the
+    // first nackLock it gets, so a copy of the same request arriving later
+    // (a retransmission or a duplicate still on its way, once the lock,
+    // the contention or the busy right anchor that caused the refusal is
+    // gone) must not be relayed or answered with ackLock: the locks and the
+    // Requested right anchor it would leave behind would have nobody to
+    // cancel them. Refusals we merely forward are already remembered.
+    const refusals = out.filter((a) => a.type === 'send' && a.message.type === 'nackLock' && !this.isSelf(a.message.requester));
+    for (const a of refusals) {
+      if (a.type === 'send' && a.message.type === 'nackLock') this.remember(a.message.requester, a.message.reconfigId, undefined, out, a.message.reason);
+    }
     // we refused the very request we had asked for (our subsession was locked, or our own request won)
     const r = this.selfRequest;
     if (r) {
@@ -406,9 +419,9 @@ export class SessionProtocol {
     return { type: 'teardown' as const, subsession, reconfigId, msgSeq: this.nextSeq(), requester };
   }
 
-  private remember(requester: Address, reconfigId: number, reply: ProtocolAction | undefined, out: ProtocolAction[]): void {
+  private remember(requester: Address, reconfigId: number, reply: ProtocolAction | undefined, out: ProtocolAction[], refused?: NackReason): void {
     if (this.tombstone(requester, reconfigId)) return;
-    this.tombstones.push({ requester: key(requester), reconfigId, reply });
+    this.tombstones.push({ requester: key(requester), reconfigId, reply, ...(refused ? { refused } : {}) });
     if (!this.tombstoneTimerArmed) {
       this.tombstoneTimerArmed = true;
       out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
@@ -665,7 +678,12 @@ export class SessionProtocol {
       to: from,
       message: { type: 'nackLock', subsession: m.subsession, reconfigId: m.reconfigId, msgSeq: m.msgSeq, requester: m.requester, reason },
     });
-    if (this.tombstone(m.requester, m.reconfigId)) return; // a late duplicate of a finished or cancelled reconfiguration
+    const t = this.tombstone(m.requester, m.reconfigId);
+    if (t) {
+      // a late duplicate of a finished or cancelled reconfiguration starts nothing; one we refused is refused again
+      if (t.refused) out.push(nackMessage(t.refused));
+      return;
+    }
     if (this.isSelf(m.rightAnchor)) {
       const rc = this.rightAnchorContext;
       const same = rc.reconfigId === m.reconfigId && rc.requester !== undefined && addressEquals(rc.requester, m.requester);
