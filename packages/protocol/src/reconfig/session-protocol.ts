@@ -1,5 +1,5 @@
 import { initialTransition, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
-import { type Address, addressEquals, formatAddress } from '../address.js';
+import { type Address, addressEquals, formatAddress, parseAddress } from '../address.js';
 import { type FiveTuple, tupleEquals } from '../tuple.js';
 import {
   ZERO_DELTAS,
@@ -291,7 +291,7 @@ export class SessionProtocol {
       for (const [timer, o] of Object.entries(c.outstanding)) if (o) out.push({ type: 'armTimer', timer: timer as TimerName, delay: o.rto });
     }
     if (this.selfRequest && !this.selfRequest.started) out.push({ type: 'armTimer', timer: 'rightRequest', delay: this.selfRequest.rto });
-    if (this.lingering) out.push({ type: 'armTimer', timer: 'linger', delay: this.retry.tombstoneMs });
+    if (this.lingering || (this.newPathRelay && !this.newPathRelay.confirmed)) out.push({ type: 'armTimer', timer: 'linger', delay: this.retry.tombstoneMs });
     if (this.departed || this.tombstoneTimerArmed) out.push({ type: 'armTimer', timer: 'tombstone', delay: this.retry.tombstoneMs });
     return out;
   }
@@ -519,6 +519,8 @@ export class SessionProtocol {
       }
       case 'linger':
         if (this.lingering) this.depart(this.lingering.requester, this.lingering.reconfigId, out);
+        // a new path that never came up through us (see onSyn)
+        else if (this.newPathRelay && !this.newPathRelay.confirmed) this.depart(parseAddress(this.newPathRelay.requester), this.newPathRelay.reconfigId, out);
         return;
       case 'tombstone':
         if (this.departed) {
@@ -764,6 +766,10 @@ export class SessionProtocol {
     this.newPathRelay = { requester: key(m.requester), reconfigId: m.reconfigId, confirmed: false };
     this.left = newHop;
     this.right = nextHop;
+    // The teardown an anchor sends when it abandons this path is sent once and may be lost. If no synAck
+    // has passed by the time the linger timer fires, the left anchor (whose syn retries end long before
+    // tombstoneMs) has abandoned the path: leave it then (see onTimeout, 'linger').
+    out.push({ type: 'armTimer', timer: 'linger', delay: this.retry.tombstoneMs });
     out.push({ type: 'installRelay', left: newHop, right: nextHop, session: m.session, deltas: this.ownDeltas });
     out.push({ type: 'send', to: nextHop.agent, message: { ...m, subsession: nextHop.subsession, chain: m.chain.slice(1) } });
   }

@@ -32,7 +32,10 @@ export interface RetryPolicy {
   /**
    * How long a finished or cancelled reconfiguration is remembered to answer
    * late duplicates, ms; also how long an old-path relay that has seen one
-   * anchor's teardown waits for the other's before it leaves anyway.
+   * anchor's teardown waits for the other's before it leaves anyway, and how
+   * long a new-path relay waits for the path to come up (a synAck passing)
+   * before it leaves. It must exceed the time a left anchor keeps repeating
+   * its syn.
    */
   readonly tombstoneMs: number;
 }
