@@ -48,6 +48,28 @@ t.test(`${SEEDS} seeded random schedules keep every property`, async (t) => {
   t.ok(aborted > SEEDS / 10, `reconfigurations aborted (${aborted})`);
 });
 
+// Schedules beyond the default seed range that once broke the end-state
+// properties, kept as regression cases:
+//  - 38058, 38684, 42677: a request refused by a locked relay or a busy right
+//    anchor, whose later copy (a retransmission or a duplicate) was relayed
+//    and answered once the refusing agent was free again; the requester had
+//    given up on the refusal, so the locks and the Requested right anchor
+//    were never released. An agent now remembers the requests it refused.
+//  - 33095, 37506: a box of an abandoned new path whose abandoning teardown
+//    was lost kept the session. A new-path box that no synAck has passed
+//    now leaves after tombstoneMs.
+const REGRESSION_SEEDS = [33095, 37506, 38058, 38684, 42677];
+
+t.test('schedules that once broke the end-state properties', async (t) => {
+  for (const restarts of [0, 3]) {
+    for (const seed of REGRESSION_SEEDS) {
+      const o = { ...scheduleFor(seed), restarts };
+      const r = new Simulation(o).run();
+      t.same(r.violations, [], `seed ${seed}, restarts: ${restarts}`);
+    }
+  }
+});
+
 t.test('agents killed and restarted from their persisted protocol state, mid-reconfiguration included, keep every property', async (t) => {
   const seeds = Math.max(200, Math.floor(SEEDS / 5));
   let failures = 0;
