@@ -129,6 +129,14 @@ export class CommandError extends Error {
 }
 
 const STATE_FILE = 'sessions.json';
+/**
+ * Sessions whose protocol state changed since the last write of STATE_FILE
+ * while a reconfiguration involved them: rewritten synchronously on every
+ * such change (it holds only those few), so a killed agent's successor takes
+ * a reconfiguration up from its very last step. It overrides STATE_FILE, and
+ * is emptied by each write of STATE_FILE.
+ */
+const JOURNAL_FILE = 'reconfiguring.json';
 const LINKS_DIR = 'links';
 
 interface PersistedSession {
@@ -144,6 +152,8 @@ interface PersistedSession {
   protocol?: ProtocolSnapshot | undefined;
   /** Every subsession its control messages may name (a new path being set up included). */
   hops?: string[] | undefined;
+  /** In the journal: the agent left the session (the state file may still list it). */
+  departed?: boolean;
 }
 
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
@@ -189,6 +199,8 @@ export class Agent extends EventEmitter {
   private stopEvents: (() => void) | undefined;
   private reclaimTimer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
+  /** Sessions changed by a reconfiguration since the last write of the state file (see JOURNAL_FILE). */
+  private readonly journal = new Set<SessionRecord>();
   private attachments: Attachment[] = [];
   private nextSessionId = 1;
   private nextReconfigId: number;
@@ -623,6 +635,11 @@ export class Agent extends EventEmitter {
     if (p.left) this.indexHop(rec, p.left.subsession);
     if (p.right) this.indexHop(rec, p.right.subsession);
     if (p.right && rec.downstream[0] && !addressEquals(rec.downstream[0], p.right.agent)) rec.downstream = [p.right.agent, ...rec.downstream];
+    if (actions.length > 0 && (!p.atRest || this.journal.has(rec) || p.departed)) {
+      // a step of a reconfiguration: on disk before anything else happens
+      this.journal.add(rec);
+      this.guard('journal', () => this.writeJournal());
+    }
     if (p.gone) this.dropRecord(rec, 'departed', false);
     else if (actions.length > 0) this.scheduleSave();
   }
@@ -874,42 +891,66 @@ export class Agent extends EventEmitter {
     }, 50);
   }
 
+  private persisted(r: SessionRecord): PersistedSession {
+    const busy = !r.proto.atRest;
+    return {
+      id: r.id,
+      session: formatTuple(r.proto.session),
+      role: r.role,
+      left: hopOut(r.proto.left),
+      right: hopOut(r.proto.right),
+      downstream: r.downstream.map(formatAddress),
+      createdAt: r.createdAt,
+      rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined,
+      // hops say it all for most sessions; the rest carry their whole protocol state
+      protocol: busy ? r.proto.snapshot() : undefined,
+      hops: busy ? [...r.hops] : undefined,
+      ...(r.proto.departed || this.sessions.get(r.id) !== r ? { departed: true } : {}),
+    };
+  }
+
+  private writeAtomically(name: string, content: string): void {
+    mkdirSync(this.config.stateDir, { recursive: true });
+    const file = join(this.config.stateDir, name);
+    writeFileSync(`${file}.tmp`, content);
+    renameSync(`${file}.tmp`, file);
+  }
+
   /** Writes what the kernel does not hold (hops, roles, hints) so a restarted agent can adopt the sessions. */
   private save(): void {
-    mkdirSync(this.config.stateDir, { recursive: true });
-    const out: PersistedSession[] = [...this.sessions.values()]
-      .filter((r) => !r.proto.departed)
-      .map((r) => ({
-        id: r.id,
-        session: formatTuple(r.proto.session),
-        role: r.role,
-        left: hopOut(r.proto.left),
-        right: hopOut(r.proto.right),
-        downstream: r.downstream.map(formatAddress),
-        createdAt: r.createdAt,
-        rightSession: r.rightSession ? formatTuple(r.rightSession) : undefined,
-        // hops say it all for most sessions; the rest carry their whole protocol state
-        protocol: r.proto.atRest ? undefined : r.proto.snapshot(),
-        hops: r.proto.atRest ? undefined : [...r.hops],
-      }));
-    const file = join(this.config.stateDir, STATE_FILE);
-    writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
-    renameSync(`${file}.tmp`, file);
+    const out = [...this.sessions.values()].filter((r) => !r.proto.departed).map((r) => this.persisted(r));
+    this.writeAtomically(STATE_FILE, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: out }));
+    // everything the journal said is in the state file now
+    this.journal.clear();
+    rmSync(join(this.config.stateDir, JOURNAL_FILE), { force: true });
+  }
+
+  /** Writes the sessions a reconfiguration changed since the last save (see JOURNAL_FILE). */
+  private writeJournal(): void {
+    this.writeAtomically(JOURNAL_FILE, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: [...this.journal].map((r) => this.persisted(r)) }));
   }
 
   /** Takes over the sessions of a previous run whose entries are still in the kernel. */
   private adopt(): void {
-    const file = join(this.config.stateDir, STATE_FILE);
-    if (!existsSync(file)) return;
-    let saved: { nextSessionId?: number; sessions?: PersistedSession[] };
-    try {
-      saved = JSON.parse(readFileSync(file, 'utf8')) as typeof saved;
-    } catch (e) {
-      this.log.warn('state file unreadable, sessions not adopted', { file, error: (e as Error).message });
-      return;
-    }
+    const read = (name: string): { nextSessionId?: number; sessions?: PersistedSession[] } | undefined => {
+      const file = join(this.config.stateDir, name);
+      if (!existsSync(file)) return undefined;
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as { nextSessionId?: number; sessions?: PersistedSession[] };
+      } catch (e) {
+        this.log.warn('state file unreadable, its sessions not adopted', { file, error: (e as Error).message });
+        return undefined;
+      }
+    };
+    const base = read(STATE_FILE);
+    const journal = read(JOURNAL_FILE);
+    if (!base && !journal) return;
+    // the journal is newer than the state file for the sessions it names
+    const byId = new Map<number, PersistedSession>();
+    for (const s of [...(base?.sessions ?? []), ...(journal?.sessions ?? [])]) if (s && typeof s.id === 'number') byId.set(s.id, s);
+    const saved = { nextSessionId: Math.max(base?.nextSessionId ?? 0, journal?.nextSessionId ?? 0), sessions: [...byId.values()].filter((s) => !s.departed) };
     const resumed: SessionRecord[] = [];
-    for (const s of saved.sessions ?? []) {
+    for (const s of saved.sessions) {
       try {
         const session = parseTuple(s.session);
         if (!this.table.getEgress(session) && !this.table.getEgress(reverseTuple(session))) continue;
@@ -1016,6 +1057,7 @@ export class Agent extends EventEmitter {
     if (opts.removePins) {
       rmSync(this.config.pinRoot, { recursive: true, force: true });
       rmSync(join(this.config.stateDir, STATE_FILE), { force: true });
+      rmSync(join(this.config.stateDir, JOURNAL_FILE), { force: true });
     }
     this.log.info('agent stopped', { detached: !!opts.detach, mapsRemoved: !!opts.removePins });
   }
