@@ -137,6 +137,13 @@ const STATE_FILE = 'sessions.json';
  * is emptied by each write of STATE_FILE.
  */
 const JOURNAL_FILE = 'reconfiguring.json';
+/**
+ * The anti-replay windows of the control port, rewritten after every accepted
+ * message, so that a restarted agent refuses what it accepted before (a
+ * message recorded on the wire cannot be replayed into it). Kept by every
+ * kind of stop.
+ */
+const REPLAY_FILE = 'replay.json';
 const LINKS_DIR = 'links';
 
 interface PersistedSession {
@@ -191,7 +198,8 @@ export class Agent extends EventEmitter {
   readonly table: KernelTable;
   private readonly keys: KeyRing | undefined;
   private readonly counter = new ReplayCounter();
-  private readonly replay = new ReplayWindow();
+  /** Counters accepted from each neighbour; kept in REPLAY_FILE across restarts. */
+  private replay = new ReplayWindow();
   private readonly retry: RetryPolicy;
   private readonly ports: PortAllocator;
   private udp: UdpSocket | undefined;
@@ -271,6 +279,7 @@ export class Agent extends EventEmitter {
     const merged = new Map(this.table.policies.map((p) => [p.id, p]));
     for (const p of c.policies) merged.set(p.id, p);
     this.table.setPolicies([...merged.values()]);
+    this.loadReplayWindow();
     if (reused) this.adopt();
     this.stopEvents = this.dp.watchEvents(
       (e) => this.guard('event', () => this.onDataPlaneEvent(e)),
@@ -356,7 +365,9 @@ export class Agent extends EventEmitter {
     let m: ControlMessage;
     try {
       from = parseAddress(fromText.replace(/^::ffff:/, ''));
-      m = decodeControl(buf, this.keys, { window: this.replay, sender: formatAddress(from) }).message;
+      const d = decodeControl(buf, this.keys, { window: this.replay, sender: formatAddress(from) });
+      m = d.message;
+      if (d.authenticated) this.guard('replay', () => this.writeAtomically(REPLAY_FILE, JSON.stringify(this.replay.save())));
     } catch (e) {
       const reason = (e as { reason?: string }).reason ?? 'format';
       this.mControlRejected({ reason });
@@ -928,6 +939,16 @@ export class Agent extends EventEmitter {
   /** Writes the sessions a reconfiguration changed since the last save (see JOURNAL_FILE). */
   private writeJournal(): void {
     this.writeAtomically(JOURNAL_FILE, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: [...this.journal].map((r) => this.persisted(r)) }));
+  }
+
+  private loadReplayWindow(): void {
+    const file = join(this.config.stateDir, REPLAY_FILE);
+    if (!existsSync(file)) return;
+    try {
+      this.replay = ReplayWindow.restore(JSON.parse(readFileSync(file, 'utf8')));
+    } catch (e) {
+      this.log.warn('replay windows unreadable: control messages accepted before the restart could be accepted again', { file, error: (e as Error).message });
+    }
   }
 
   /** Takes over the sessions of a previous run whose entries are still in the kernel. */

@@ -326,6 +326,37 @@ t.test('forged, malformed and replayed control messages to the box mid-transfer:
   t.ok(receivedTotal(end) > receivedTotal(after), 'while the box took part in the reconfiguration');
 });
 
+t.test("a signed control message the box accepted is refused as a replay by the agent that replaces it after a kill -9", opts, async (t) => {
+  const b = await authenticatedBed(t);
+  const tr = await transfer(b.client, b.server, { bytes: 16_000_000, rate: 2_000_000 });
+  const local = await tr.connected;
+  const session = `${local}>${b.server.address}:9000`;
+  await sleep(500);
+  const sub = parseTuple((await sessionsAt(b.client.agent!))[0]!.right!.subsession);
+  const C = parseAddress(b.client.address);
+  const B = parseAddress(b.box.address);
+  const M = parseAddress(b.client.address.replace(/\.\d+$/, '.201'));
+  // a correctly signed cancel for no reconfiguration of the box's, as recorded on the wire
+  const datagram = udpPacket(M, B, CONTROL_PORT, CONTROL_PORT, encodeControl({ type: 'cancelLock', subsession: sub, reconfigId: 0x5eed0100, msgSeq: 1, requester: C, reason: 'operator' }, rightKeys, new ReplayCounter().next()));
+  const first = await statsOf(b.box.agent!);
+  await inject(b.client, b.bed.dir, 'recorded', [{ label: 'recorded', to: b.box.address, bytes: datagram }]);
+  await sleep(300);
+  t.same(receivedSince(first, await statsOf(b.box.agent!)).cancelLock, 1, 'the box accepted it');
+
+  await b.box.agent!.stop('SIGKILL');
+  await b.box.startAgent({ config: AUTH_CONFIG });
+  const before = await statsOf(b.box.agent!);
+  await inject(b.client, b.bed.dir, 'replayed', [{ label: 'replayed', to: b.box.address, bytes: datagram }]);
+  await sleep(300);
+  const after = await statsOf(b.box.agent!);
+  t.equal(rejected(after, 'replay') - rejected(before, 'replay'), 1, 'its successor refused the same datagram as a replay');
+  t.equal(receivedSince(before, after).cancelLock ?? 0, 0, 'and acted on nothing');
+
+  await removeBox(t, b, session);
+  const [c, s] = await Promise.all([tr.client, tr.server]);
+  checkTransfer(t, c, s, 16_000_000, local, b.server.address);
+});
+
 t.test('forged and malformed SYN metadata to the box mid-transfer: dropped and counted, no session created', opts, async (t) => {
   const b = await authenticatedBed(t);
   const bytes = 20_000_000; // 10 s: the steps below take several seconds when the machine is loaded, and the box is removed while it runs

@@ -523,6 +523,21 @@ t.test('the tag is verified before the body is parsed', async (t) => {
   t.equal(window.size, 0);
 });
 
+t.test('a replay window saved and restored refuses what it accepted before', async (t) => {
+  const window = new ReplayWindow();
+  const at = (counter: bigint) => encodeControl(synMsg, ring, counter);
+  decodeControl(at(5000n), ring, { window, sender: '10.0.0.1' });
+  decodeControl(at(4990n), ring, { window, sender: '10.0.0.1' });
+  const restored = ReplayWindow.restore(JSON.parse(JSON.stringify(window.save())));
+  const from = { window: restored, sender: '10.0.0.1' };
+  t.equal(authReason(() => decodeControl(at(5000n), ring, from)), 'replay', 'the highest counter accepted before');
+  t.equal(authReason(() => decodeControl(at(4990n), ring, from)), 'replay', 'one accepted out of order before');
+  t.equal(decodeControl(at(4991n), ring, from).counter, 4991n, 'one never seen inside the window is still accepted');
+  t.equal(decodeControl(at(5001n), ring, { window: restored, sender: '10.0.0.2' }).counter, 5001n, 'other senders are unaffected');
+  t.equal(ReplayWindow.restore({ 'x|1': { top: '1', seen: '1' }, '1|a': { top: 'z', seen: '1' }, '2|b': null }).save()['x|1'], undefined, 'malformed entries are skipped');
+  t.same(ReplayWindow.restore('nonsense').save(), {}, 'and a malformed save gives an empty window');
+});
+
 t.test('replay protection', async (t) => {
   const window = new ReplayWindow();
   const from = (sender: string) => ({ window, sender });

@@ -196,6 +196,31 @@ export class ReplayWindow {
     return true;
   }
 
+  /**
+   * The window of every sender and key as plain JSON (counters as decimal
+   * strings), for a receiver that must not accept, after a restart, what it
+   * accepted before: see `restore`.
+   */
+  save(): Record<string, { top: string; seen: string }> {
+    const out: Record<string, { top: string; seen: string }> = {};
+    for (const [k, s] of this.#state) out[k] = { top: s.top.toString(), seen: s.seen.toString() };
+    return out;
+  }
+
+  /** A window taken up from `save()`'s output; malformed entries are skipped. */
+  static restore(saved: unknown): ReplayWindow {
+    const w = new ReplayWindow();
+    if (!saved || typeof saved !== 'object') return w;
+    for (const [k, v] of Object.entries(saved as Record<string, unknown>)) {
+      const e = v as { top?: unknown; seen?: unknown } | null;
+      if (!/^\d+\|./.test(k) || typeof e?.top !== 'string' || typeof e.seen !== 'string' || !/^\d+$/.test(e.top) || !/^\d+$/.test(e.seen)) continue;
+      const top = BigInt(e.top);
+      if (top > U64_MAX) continue;
+      w.#state.set(k, { top, seen: BigInt(e.seen) & WINDOW_MASK });
+    }
+    return w;
+  }
+
   /** Drops the state of one sender (all its keys), e.g. when its neighbour entry goes away. */
   forget(sender: string): void {
     for (const k of [...this.#state.keys()]) {
