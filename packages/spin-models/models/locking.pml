@@ -15,7 +15,14 @@
  * them; a left anchor retransmits requestLock when nothing else can happen
  * (Spin's timeout), up to RETRIES times, then cancels. cancelLock is
  * retransmitted without limit. Agents remember cancelled requests
- * (tombstones), so a request overtaken by its own cancel starts nothing.
+ * (tombstones), so a request overtaken by its own cancel starts nothing;
+ * the requests whose nackLock they relayed, and those of a completed
+ * reconfiguration, likewise; and the requests they refused, so that a later
+ * copy of one is refused again (the requester gave up on the first refusal,
+ * and nobody would release what an accepted copy locks). With EARLY=1 one
+ * requestLock retransmission may fire while messages are in flight (a timer
+ * shorter than the round trip), so two copies of a request can be on their
+ * way at once: what makes a copy reach an agent after it refused another.
  *
  * What it abstracts away. Once its segment is locked (SettingUp), a
  * reconfiguration completes in one atomic step that replaces the segment's
@@ -33,7 +40,9 @@
  * sends rightRequest to its left neighbour (repeated after losses until the
  * request starts), which then proceeds as left anchor or refuses (busy).
  * Mutants (compile-time): MUTANT_NO_LOCK_CHECK, MUTANT_NO_HOLD,
- * MUTANT_CANCEL_IGNORED, MUTANT_NO_RETRANSMIT.
+ * MUTANT_CANCEL_IGNORED, MUTANT_NO_RETRANSMIT, MUTANT_REFUSAL_FORGOTTEN (with
+ * EARLY: an agent that refused a request relays a later copy of it once it is
+ * free again, as SessionProtocol did until the simulator found it).
  */
 
 #ifndef N
@@ -50,6 +59,10 @@
 #endif
 #ifndef CHAN
 #define CHAN 4
+#endif
+/* EARLY=1: one requestLock retransmission may fire before the answer could have come */
+#ifndef EARLY
+#define EARLY 0
 #endif
 /* SELF_REMOVAL=1: request 0 is asked for by the box it removes (agent L[0]+1), with rightRequest */
 #ifndef SELF_REMOVAL
@@ -81,7 +94,8 @@ byte lock[N];
 byte lockReq[N];
 bool lockOwn[N];
 byte held[N];
-byte tomb[N];            /* bit r: request r was cancelled through this agent */
+byte tomb[N];            /* bit r: request r was cancelled, refused further on or completed through this agent */
+byte refused[N];         /* bit r: this agent refused request r (nackLock) */
 byte la[N];
 byte laReq[N];
 byte tries[N];
@@ -95,6 +109,7 @@ byte inflight = 0;       /* control messages sent and not yet received */
 bool contended = false;  /* some request was held: contention happened */
 bool asked = false;      /* the box has sent its rightRequest */
 bool canceled = false;   /* some left anchor gave up and cancelled */
+bool early = false;      /* the early retransmission (EARLY) has fired */
 
 chan fromLeft[N] = [CHAN] of { mtype, byte };
 chan fromRight[N] = [CHAN] of { mtype, byte };
@@ -129,6 +144,13 @@ inline send(ch, t, r) {
 inline toRightOf(i, t, r) { send(fromLeft[i + 1], t, r) }
 inline toLeftOf(i, t, r) { send(fromRight[i - 1], t, r) }
 
+/* this agent refuses request r, and remembers it */
+#ifndef MUTANT_REFUSAL_FORGOTTEN
+inline refuse(i, r) { refused[i] = refused[i] | (1 << r); toLeftOf(i, nackLock, r) }
+#else
+inline refuse(i, r) { toLeftOf(i, nackLock, r) }
+#endif
+
 /* a held request goes on, as if it had never waited */
 inline forwardHeld(i) {
   lockReq[i] = held[i];
@@ -158,6 +180,13 @@ inline complete(i, r) {
     j = L[r];
     do
     :: j < R[r] -> lock[j] = unlocked; lockReq[j] = NONE; lockOwn[j] = false; j++
+    :: else -> break
+    od;
+    /* the old subsessions are gone: a late copy of the request reaches nobody (the left anchor and the
+       right anchor remember the reconfiguration, the boxes between them have left the session) */
+    j = L[r];
+    do
+    :: j <= R[r] -> tomb[j] = tomb[j] | (1 << r); j++
     :: else -> break
     od;
     if
@@ -203,14 +232,15 @@ end:
   /* from the left: requestLock, cancelLock */
   :: atomic { fromLeft[i]?t, r -> inflight--;
      if
-     :: t == requestLock && (tomb[i] & (1 << r)) -> skip   /* overtaken by its own cancel */
-     :: t == requestLock && i == R[r] ->
+     :: t == requestLock && (refused[i] & (1 << r)) -> toLeftOf(i, nackLock, r)   /* refused before: refused again */
+     :: t == requestLock && !(refused[i] & (1 << r)) && (tomb[i] & (1 << r)) -> skip   /* overtaken by its own cancel, or dead */
+     :: t == requestLock && !((refused[i] | tomb[i]) & (1 << r)) && i == R[r] ->
         if
         :: ra[i] == OnePath -> ra[i] = Requested; raReq[i] = r; toLeftOf(i, ackLock, r)
         :: ra[i] == Requested && raReq[i] == r -> toLeftOf(i, ackLock, r)
-        :: else -> toLeftOf(i, nackLock, r)                 /* busy */
+        :: else -> refuse(i, r)                             /* busy */
         fi
-     :: t == requestLock && i != R[r] ->
+     :: t == requestLock && !((refused[i] | tomb[i]) & (1 << r)) && i != R[r] ->
         if
         :: lock[i] == unlocked ->
            lock[i] = lockPending; lockOwn[i] = false; lockReq[i] = r; toRightOf(i, requestLock, r)
@@ -218,14 +248,14 @@ end:
 #ifndef MUTANT_NO_HOLD
         :: lock[i] == lockPending && lockReq[i] != r && lockOwn[i] && held[i] == NONE -> held[i] = r; contended = true
         :: lock[i] == lockPending && lockReq[i] != r && lockOwn[i] && held[i] == r -> skip
-        :: lock[i] == lockPending && lockReq[i] != r && lockOwn[i] && held[i] != NONE && held[i] != r -> toLeftOf(i, nackLock, r)
-        :: lock[i] == lockPending && lockReq[i] != r && !lockOwn[i] -> toLeftOf(i, nackLock, r)
+        :: lock[i] == lockPending && lockReq[i] != r && lockOwn[i] && held[i] != NONE && held[i] != r -> refuse(i, r)
+        :: lock[i] == lockPending && lockReq[i] != r && !lockOwn[i] -> refuse(i, r)
 #else
         :: lock[i] == lockPending && lockReq[i] != r -> lockReq[i] = r; lockOwn[i] = false; toRightOf(i, requestLock, r)
 #endif
         :: lock[i] == locked && lockReq[i] == r -> toLeftOf(i, ackLock, r)
 #ifndef MUTANT_NO_LOCK_CHECK
-        :: lock[i] == locked && lockReq[i] != r -> toLeftOf(i, nackLock, r)
+        :: lock[i] == locked && lockReq[i] != r -> refuse(i, r)
 #else
         :: lock[i] == locked && lockReq[i] != r -> lockReq[i] = r; lock[i] = lockPending; toRightOf(i, requestLock, r)
 #endif
@@ -258,7 +288,7 @@ end:
         grant(i, r);
         /* a request held behind ours is refused: ours won */
         if
-        :: held[i] != NONE -> toLeftOf(i, nackLock, held[i]); held[i] = NONE
+        :: held[i] != NONE -> refuse(i, held[i]); held[i] = NONE
         :: else
         fi
      :: t == ackLock && i != L[r] && lock[i] != unlocked && lockReq[i] == r ->
@@ -270,7 +300,8 @@ end:
         :: else -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false
         fi
      :: t == nackLock && i != L[r] && lock[i] == lockPending && lockReq[i] == r ->
-        lock[i] = unlocked; lockReq[i] = NONE; toLeftOf(i, nackLock, r)
+        /* the request is dead: a copy of it still on its way must not lock this agent again */
+        lock[i] = unlocked; lockReq[i] = NONE; tomb[i] = tomb[i] | (1 << r); toLeftOf(i, nackLock, r)
      :: t == ackCancel && i == L[r] && la[i] == Canceling && laReq[i] == r ->
         la[i] = OnePath; outcome[r] = aborted;
         if
@@ -297,6 +328,11 @@ end:
   :: atomic { la[i] == SettingUp -> r = laReq[i]; complete(i, r); STEP(9, r) }
 
   /* nothing else can happen: the left anchor's message or its answer was lost */
+#if EARLY
+  /* a timer shorter than the round trip: one retransmission while the answer may still be coming */
+  :: atomic { !early && la[i] == Requesting && tries[i] < RETRIES ->
+     early = true; tries[i]++; toRightOf(i, requestLock, laReq[i]); STEP(7, laReq[i]) }
+#endif
 #ifndef MUTANT_NO_RETRANSMIT
   :: atomic { timeout && la[i] == Requesting ->
      if
@@ -332,7 +368,7 @@ init {
   atomic {
     i = 0;
     do
-    :: i < N -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false; held[i] = NONE; tomb[i] = 0;
+    :: i < N -> lock[i] = unlocked; lockReq[i] = NONE; lockOwn[i] = false; held[i] = NONE; tomb[i] = 0; refused[i] = 0;
                 la[i] = OnePath; laReq[i] = NONE; tries[i] = 0; ra[i] = OnePath; raReq[i] = NONE; i++
     :: else -> break
     od;

@@ -45,6 +45,8 @@ function trace(seed: number, defines: string[] = []): Step[] {
 }
 
 const marker: ProtocolAction = { type: 'cancelTimer', timer: 'tombstone' };
+// what the lock machine emits when it refuses a request (its nackLock)
+const refusal: ProtocolAction = { type: 'cancelTimer', timer: 'linger' };
 
 // the TypeScript leftAnchor machine with the model's retry budget (RETRIES=1)
 const anchorMachine = leftAnchorMachine({ ...DEFAULT_RETRY, limits: { ...DEFAULT_RETRY.limits, requestLock: 1, syn: 1 } });
@@ -71,9 +73,13 @@ function replay(steps: Step[]): string | undefined {
   const la = Array.from({ length: N }, () => 0); // leftAnchor state before the step (0 OnePath, 1 Requesting, 2 SettingUp, 4 Canceling)
   const laReq = Array.from({ length: N }, () => NONE);
   const raReq = Array.from({ length: N }, () => NONE); // right anchor Requested for this request
+  // requests an agent ignores (cancelled, refused further on, completed) or refuses again (refused here): SessionProtocol's tombstones
   const tomb = Array.from({ length: N }, () => new Set<number>());
-  const feed = (i: number, ev: Parameters<typeof transition<typeof lockMachine>>[2]) => {
-    snaps[i] = transition(lockMachine, snaps[i]!, ev)[0];
+  /** Runs the lock machine; true when it refused a request (emitted a nackLock of its own). */
+  const feed = (i: number, ev: Parameters<typeof transition<typeof lockMachine>>[2]): boolean => {
+    const [next, acts] = transition(lockMachine, snaps[i]!, ev);
+    snaps[i] = next;
+    return acts.some((a) => (a as { params?: unknown }).params === refusal);
   };
   const req = (r: number) => ({ requester: String(Lof(r)), reconfigId: r });
   for (const [k, s] of steps.entries()) {
@@ -90,9 +96,10 @@ function replay(steps: Step[]): string | undefined {
         if (tomb[i]!.has(r)) break;
         if (i === Rof(r)) {
           if (raReq[i] === NONE) raReq[i] = r;
+          else if (raReq[i] !== r) tomb[i]!.add(r); // busy: refused, and remembered
           break;
         }
-        feed(i, { type: 'relayRequest', request: { ...req(r), forward: marker, nack: marker } });
+        if (feed(i, { type: 'relayRequest', request: { ...req(r), forward: marker, nack: refusal } })) tomb[i]!.add(r);
         break;
       case 3: // cancelLock from the left
         tomb[i]!.add(r);
@@ -105,11 +112,17 @@ function replay(steps: Step[]): string | undefined {
         break;
       case 4: // ackLock: the own one only while requesting it (as SessionProtocol routes it)
         if (i === Lof(r) && !(la[i] === 1 && laReq[i] === r)) break;
-        feed(i, { type: 'ackLock', ...req(r), forwardLeft: marker });
+        {
+          // our own request won: the request held behind it is refused, and remembered
+          const held = snaps[i]!.context.held?.reconfigId;
+          if (feed(i, { type: 'ackLock', ...req(r), forwardLeft: marker }) && held !== undefined) tomb[i]!.add(held);
+        }
         if (i === Lof(r)) runAnchor(i, { type: 'ackLock', deltas: ZERO_DELTAS, syn: wire(i, r).syn });
         break;
       case 5: // nackLock
         if (i === Lof(r) && !(la[i] === 1 && laReq[i] === r)) break;
+        // a relay that passes a refusal on remembers the request as dead
+        if (i !== Lof(r) && snaps[i]!.value === 'lockPending' && snaps[i]!.context.reconfigId === r) tomb[i]!.add(r);
         feed(i, { type: 'nackLock', ...req(r), forwardLeft: marker });
         if (i === Lof(r)) runAnchor(i, { type: 'nackLock', reason: 'locked' });
         break;
@@ -126,6 +139,8 @@ function replay(steps: Step[]): string | undefined {
         for (const ev of [{ type: 'synAck' }, { type: 'oldPathDrained' }, { type: 'teardown' }] as const) runAnchor(i, ev);
         feed(i, { type: 'release' });
         for (let j = i + 1; j < Rof(r); j++) snaps[j] = initialTransition(lockMachine)[0];
+        // the left and right anchors remember the reconfiguration, the boxes between them have left
+        for (let j = i; j <= Rof(r); j++) tomb[j]!.add(r);
         if (raReq[Rof(r)] === r) raReq[Rof(r)] = NONE;
         break;
     }
@@ -154,8 +169,8 @@ t.test(`${SEEDS} random Spin simulations of locking.pml agree with the TypeScrip
   let steps = 0;
   let held = 0;
   for (let seed = 1; seed <= SEEDS; seed++) {
-    // every other seed with the box asking for its own removal (rightRequest)
-    const tr = trace(seed, seed % 2 === 0 ? ['-DSELF_REMOVAL=1'] : []);
+    // every other seed with the box asking for its own removal (rightRequest), and every other pair with an early retransmission
+    const tr = trace(seed, [...(seed % 2 === 0 ? ['-DSELF_REMOVAL=1'] : []), ...(seed % 4 >= 2 ? ['-DEARLY=1'] : [])]);
     steps += tr.length;
     held += tr.filter((s) => s.held !== NONE).length;
     const d = replay(tr);
@@ -172,5 +187,12 @@ t.test('a model that diverges from the machine is caught', { skip }, async (t) =
   // MUTANT_NO_HOLD forwards a request that the TypeScript machine would hold
   let caught: string | undefined;
   for (let seed = 1; seed <= SEEDS && !caught; seed++) caught = replay(trace(seed, ['-DMUTANT_NO_HOLD']));
+  t.ok(caught, `divergence found: ${caught}`);
+});
+
+t.test('a model that forgets the requests it refused is caught', { skip }, async (t) => {
+  // MUTANT_REFUSAL_FORGOTTEN relays a copy of a request it refused before, where SessionProtocol refuses it again
+  let caught: string | undefined;
+  for (let seed = 1; seed <= SEEDS * 10 && !caught; seed++) caught = replay(trace(seed, ['-DEARLY=1', '-DMUTANT_REFUSAL_FORGOTTEN']));
   t.ok(caught, `divergence found: ${caught}`);
 });
