@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   type Address,
   type AuthKey,
@@ -12,11 +11,12 @@ import {
   parseAddress,
   parsePrefix,
 } from '@dysco/protocol';
+import { ConfigError, ConfigReader, REQUIRED, readConfigFile, shown } from './config-reader.js';
 
 /**
  * The agent's configuration file (JSON), its schema and its validation.
  * Every problem is reported with the path of the field and what is wrong
- * with it, all problems at once.
+ * with it, all problems at once (see config-reader.ts).
  */
 
 export type AttachModeSetting = 'auto' | 'xdp' | 'tc';
@@ -65,12 +65,7 @@ export interface AgentConfig {
   readonly logLevel: LogLevel;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(problems.length === 1 ? `invalid configuration: ${problems[0]}` : `invalid configuration:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** A human-readable description of every field, printed by `dysco agent --help-config`. */
 export const CONFIG_FIELDS: readonly (readonly [string, string])[] = [
@@ -95,7 +90,7 @@ export const CONFIG_FIELDS: readonly (readonly [string, string])[] = [
   ['logLevel', '"debug", "info" (default), "warn" or "error"'],
 ];
 
-const KNOWN = new Set([...CONFIG_FIELDS.map(([k]) => k), 'maxRto', '$schema', 'comment']);
+const KNOWN = [...CONFIG_FIELDS.map(([k]) => k), 'maxRto'];
 
 /** A policy's TCP predicate: `[tcp] [src PREFIX] [dst PREFIX] [sport N[-M]] [dport N[-M]]`, optionally joined by `and`. */
 export function parseMatch(text: string): Omit<Policy, 'id' | 'chain'> {
@@ -151,195 +146,111 @@ export function policyFromSpec(spec: PolicySpec): Policy {
   return { id: spec.id, ...parseMatch(spec.match), chain: spec.chain.map((a) => parseAddress(a)) };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** Validates a parsed configuration; throws a ConfigError listing every problem. */
 export function validateConfig(raw: unknown, source = 'config'): AgentConfig {
-  const problems: string[] = [];
-  const bad = (path: string, msg: string) => problems.push(`${source}.${path}: ${msg}`);
-  if (!isObj(raw)) throw new ConfigError([`${source}: must be a JSON object`]);
-  for (const k of Object.keys(raw)) if (!KNOWN.has(k)) bad(k, `unknown field (known: ${[...KNOWN].filter((x) => !x.startsWith('$') && x !== 'comment').join(', ')})`);
+  const r = ConfigReader.read(raw, source);
+  r.known(KNOWN);
+  const addr = (at: ConfigReader): Address | undefined => at.parse('an IP address string', parseAddress);
 
-  const addr = (v: unknown, path: string): Address | undefined => {
-    if (typeof v !== 'string') {
-      bad(path, `must be an IP address string, got ${JSON.stringify(v)}`);
-      return undefined;
-    }
-    try {
-      return parseAddress(v);
-    } catch (e) {
-      bad(path, (e as Error).message);
-      return undefined;
-    }
-  };
-  const int = (path: string, dflt: number, lo: number, hi: number): number => {
-    const v = raw[path];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-      bad(path, `must be an integer in ${lo}..${hi}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const num = (path: string, dflt: number, lo: number, hi: number): number => {
-    const v = raw[path];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) {
-      bad(path, `must be a number in ${lo}..${hi}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const str = (path: string, dflt: string): string => {
-    const v = raw[path];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'string' || v === '') {
-      bad(path, `must be a non-empty string, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const oneOf = <T extends string>(path: string, dflt: T, allowed: readonly T[]): T => {
-    const v = raw[path];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'string' || !allowed.includes(v as T)) {
-      bad(path, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v as T;
-  };
+  const address = r.has('address') ? addr(r.at('address')) : r.at('address').problem('is required');
+  const localAddresses = r.has('localAddresses') ? r.list('localAddresses', 'a list of addresses', addr) : [];
+  if (address && !localAddresses.some((a) => formatAddress(a) === formatAddress(address))) localAddresses.unshift(address);
+  if (localAddresses.length > 8) r.at('localAddresses').problem(`at most 8 addresses fit the data plane, got ${localAddresses.length}`);
 
-  const address = raw.address === undefined ? (bad('address', 'is required'), undefined) : addr(raw.address, 'address');
-  let localAddresses: Address[] = [];
-  if (raw.localAddresses === undefined) localAddresses = address ? [address] : [];
-  else if (!Array.isArray(raw.localAddresses)) bad('localAddresses', 'must be a list of addresses');
-  else {
-    raw.localAddresses.forEach((v, i) => {
-      const a = addr(v, `localAddresses[${i}]`);
-      if (a) localAddresses.push(a);
-    });
-    if (address && !localAddresses.some((a) => formatAddress(a) === formatAddress(address))) localAddresses.unshift(address);
-  }
-  if (localAddresses.length > 8) bad('localAddresses', `at most 8 addresses fit the data plane, got ${localAddresses.length}`);
-
-  const interfaces: string[] = [];
-  if (raw.interfaces === undefined) bad('interfaces', 'is required: a non-empty list of interface names');
-  else if (!Array.isArray(raw.interfaces) || raw.interfaces.length === 0) bad('interfaces', `must be a non-empty list of interface names, got ${JSON.stringify(raw.interfaces)}`);
-  else
-    raw.interfaces.forEach((v, i) => {
-      if (typeof v !== 'string' || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(v)) bad(`interfaces[${i}]`, `not an interface name: ${JSON.stringify(v)}`);
-      else interfaces.push(v);
-    });
+  const ifname = (i: ConfigReader): string | undefined => (typeof i.value === 'string' && /^[A-Za-z0-9_.:@-]{1,15}$/.test(i.value) ? i.value : i.problem(`not an interface name: ${shown(i.value)}`));
+  if (!r.has('interfaces')) r.at('interfaces').problem('is required: a non-empty list of interface names');
+  const interfaces = r.list('interfaces', 'a non-empty list of interface names', ifname, 1);
 
   let metrics: AgentConfig['metrics'];
-  if (raw.metrics !== undefined && raw.metrics !== null) {
-    const m = typeof raw.metrics === 'string' ? /^(.*):(\d{1,5})$/.exec(raw.metrics) : null;
-    if (!m || Number(m[2]) > 65535) bad('metrics', `must be "host:port" or null, got ${JSON.stringify(raw.metrics)}`);
-    else metrics = { host: m[1]!.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1', port: Number(m[2]) };
+  const m = r.at('metrics');
+  if (m.value !== undefined && m.value !== null) {
+    const hp = typeof m.value === 'string' ? /^(.*):(\d{1,5})$/.exec(m.value) : null;
+    if (!hp || Number(hp[2]) > 65535) m.problem(`must be "host:port" or null, got ${shown(m.value)}`);
+    else metrics = { host: hp[1]!.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1', port: Number(hp[2]) };
   }
 
   let ports = { low: DEFAULT_PORT_LOW, high: DEFAULT_PORT_HIGH };
-  if (raw.ports !== undefined) {
-    const p = raw.ports;
-    if (!isObj(p) || !Number.isInteger(p.low) || !Number.isInteger(p.high) || (p.low as number) < 1 || (p.high as number) > 65535 || (p.low as number) > (p.high as number)) {
-      bad('ports', `must be { "low": N, "high": M } with 1 <= N <= M <= 65535, got ${JSON.stringify(p)}`);
-    } else ports = { low: p.low as number, high: p.high as number };
+  const pr = r.at('ports');
+  if (pr.value !== undefined) {
+    const low = pr.at('low').value;
+    const high = pr.at('high').value;
+    // the range is shown whole: its two ends are checked together
+    if (typeof low !== 'number' || typeof high !== 'number' || !Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+      pr.problem(`must be { "low": N, "high": M } with 1 <= N <= M <= 65535, got ${JSON.stringify(pr.value)}`);
+    } else ports = { low, high };
   }
 
   const keys: AuthKey[] = [];
-  if (raw.keys !== undefined) {
-    if (!Array.isArray(raw.keys)) bad('keys', 'must be a list of { "id", "secret" }');
-    else
-      raw.keys.forEach((k, i) => {
-        if (!isObj(k)) return void bad(`keys[${i}]`, 'must be an object { "id", "secret" }');
-        if (!Number.isInteger(k.id) || (k.id as number) < 0 || (k.id as number) > 0xffffffff) bad(`keys[${i}].id`, `must be an integer in 0..4294967295, got ${JSON.stringify(k.id)}`);
-        if (typeof k.secret !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(k.secret)) return void bad(`keys[${i}].secret`, 'must be a hex string');
-        const secret = Buffer.from(k.secret, 'hex');
-        if (secret.length < AUTH_MIN_SECRET_BYTES) bad(`keys[${i}].secret`, `must be at least ${AUTH_MIN_SECRET_BYTES} bytes (${2 * AUTH_MIN_SECRET_BYTES} hex digits), got ${secret.length}`);
-        else if (keys.some((x) => x.keyId === k.id)) bad(`keys[${i}].id`, `key id ${String(k.id)} given twice`);
-        else if (Number.isInteger(k.id)) keys.push({ keyId: k.id as number, secret: new Uint8Array(secret) });
-      });
-  }
-  if (keys.length > 64) bad('keys', `at most 64 keys fit the data plane, got ${keys.length}`);
+  r.list('keys', 'a list of { "id", "secret" }', (k) => {
+    if (!k.isObject) return k.problem('must be an object { "id", "secret" }');
+    const id = k.int('id', REQUIRED, 0, 0xffffffff);
+    // the secret is never repeated in a problem
+    const s = k.at('secret');
+    if (typeof s.value !== 'string' || !/^([0-9a-fA-F]{2})+$/.test(s.value)) return s.problem('must be a hex string');
+    const secret = Buffer.from(s.value, 'hex');
+    if (secret.length < AUTH_MIN_SECRET_BYTES) s.problem(`must be at least ${AUTH_MIN_SECRET_BYTES} bytes (${2 * AUTH_MIN_SECRET_BYTES} hex digits), got ${secret.length}`);
+    else if (id !== undefined && keys.some((x) => x.keyId === id)) k.at('id').problem(`key id ${id} given twice`);
+    else if (id !== undefined) keys.push({ keyId: id, secret: new Uint8Array(secret) });
+  });
+  if (keys.length > 64) r.at('keys').problem(`at most 64 keys fit the data plane, got ${keys.length}`);
   let sendKeyId: number | undefined = keys[0]?.keyId;
-  if (raw.sendKeyId !== undefined) {
-    if (!keys.some((k) => k.keyId === raw.sendKeyId)) bad('sendKeyId', `must be the id of one of the keys, got ${JSON.stringify(raw.sendKeyId)}`);
-    else sendKeyId = raw.sendKeyId as number;
+  const sk = r.at('sendKeyId');
+  if (sk.value !== undefined) {
+    const key = keys.find((k) => k.keyId === sk.value);
+    if (!key) sk.problem(`must be the id of one of the keys, got ${shown(sk.value)}`);
+    else sendKeyId = key.keyId;
   }
   let requireAuth = keys.length > 0;
-  if (raw.requireAuth !== undefined) {
-    if (typeof raw.requireAuth !== 'boolean') bad('requireAuth', 'must be true or false');
-    else requireAuth = raw.requireAuth;
-    if (requireAuth && keys.length === 0) bad('requireAuth', 'needs keys');
+  if (r.has('requireAuth')) {
+    requireAuth = r.boolean('requireAuth', requireAuth);
+    if (requireAuth && keys.length === 0) r.at('requireAuth').problem('needs keys');
   }
 
   const policies: Policy[] = [];
-  if (raw.policies !== undefined) {
-    if (!Array.isArray(raw.policies)) bad('policies', 'must be a list');
-    else
-      raw.policies.forEach((p, i) => {
-        if (!isObj(p)) return void bad(`policies[${i}]`, 'must be an object { "id", "match", "chain" }');
-        if (!Number.isInteger(p.id) || (p.id as number) < 1 || (p.id as number) > 0xffffffff) return void bad(`policies[${i}].id`, `must be an integer in 1..4294967295, got ${JSON.stringify(p.id)}`);
-        if (policies.some((q) => q.id === p.id)) return void bad(`policies[${i}].id`, `policy id ${String(p.id)} given twice`);
-        if (typeof p.match !== 'string') return void bad(`policies[${i}].match`, 'must be a string such as "dst 10.0.0.0/24 dport 80"');
-        if (!Array.isArray(p.chain) || p.chain.length > 7) return void bad(`policies[${i}].chain`, 'must be a list of 0..7 middlebox addresses (none: a direct subsession to the destination, as a proxy needs for the connections it opens)');
-        let match: Omit<Policy, 'id' | 'chain'>;
-        try {
-          match = parseMatch(p.match);
-        } catch (e) {
-          return void bad(`policies[${i}].match`, (e as Error).message);
-        }
-        const chain: Address[] = [];
-        p.chain.forEach((c, j) => {
-          const a = addr(c, `policies[${i}].chain[${j}]`);
-          if (a) chain.push(a);
-        });
-        const fams = new Set([...chain, ...(match.src ? [match.src.address] : []), ...(match.dst ? [match.dst.address] : [])].map((a) => a.family));
-        if (fams.size > 1) return void bad(`policies[${i}]`, 'mixes IPv4 and IPv6 addresses: it could never match');
-        if (chain.length === p.chain.length) policies.push({ id: p.id as number, ...match, chain });
-      });
-  }
+  r.list('policies', 'a list', (p) => {
+    if (!p.isObject) return p.problem('must be an object { "id", "match", "chain" }');
+    const id = p.int('id', REQUIRED, 1, 0xffffffff);
+    if (id === undefined) return;
+    if (policies.some((q) => q.id === id)) return p.at('id').problem(`policy id ${id} given twice`);
+    const text = p.at('match').value;
+    if (typeof text !== 'string') return p.at('match').problem('must be a string such as "dst 10.0.0.0/24 dport 80"');
+    const c = p.at('chain');
+    if (!Array.isArray(c.value) || c.value.length > 7) return c.problem('must be a list of 0..7 middlebox addresses (none: a direct subsession to the destination, as a proxy needs for the connections it opens)');
+    const match = p.at('match').attempt(() => parseMatch(text));
+    if (!match) return;
+    const chain = c.value.map((_, j) => addr(c.at(j))).filter((a) => a !== undefined);
+    const fams = new Set([...chain, ...(match.src ? [match.src.address] : []), ...(match.dst ? [match.dst.address] : [])].map((a) => a.family));
+    if (fams.size > 1) return p.problem('mixes IPv4 and IPv6 addresses: it could never match');
+    if (chain.length === c.value.length) policies.push({ id, ...match, chain });
+  });
 
   const cfg: AgentConfig = {
     address: address ?? parseAddress('0.0.0.0'),
     localAddresses,
     interfaces,
-    mode: oneOf('mode', 'auto', ['auto', 'xdp', 'tc'] as const),
-    controlPort: int('controlPort', 7707, 1, 65535),
-    socket: str('socket', '/run/dysco/agent.sock'),
-    pinRoot: str('pinRoot', '/sys/fs/bpf/dysco'),
-    stateDir: str('stateDir', '/var/lib/dysco'),
+    mode: r.oneOf('mode', ['auto', 'xdp', 'tc'], 'auto'),
+    controlPort: r.int('controlPort', 7707, 1, 65535),
+    socket: r.string('socket', '/run/dysco/agent.sock'),
+    pinRoot: r.string('pinRoot', '/sys/fs/bpf/dysco'),
+    stateDir: r.string('stateDir', '/var/lib/dysco'),
     metrics,
-    maxSessions: int('maxSessions', 1 << 20, 16, 1 << 24),
+    maxSessions: r.int('maxSessions', 1 << 20, 16, 1 << 24),
     ports,
     keys,
     sendKeyId,
     requireAuth,
     policies,
-    idleTimeout: num('idleTimeout', 300, 1, 86400 * 7),
-    closedLinger: num('closedLinger', 30, 0, 3600),
-    rto: int('rto', 200, 1, 60_000),
-    maxRto: int('maxRto', 3200, 1, 600_000),
-    logLevel: oneOf('logLevel', 'info', ['debug', 'info', 'warn', 'error'] as const),
+    idleTimeout: r.number('idleTimeout', 300, 1, 86400 * 7),
+    closedLinger: r.number('closedLinger', 30, 0, 3600),
+    rto: r.int('rto', 200, 1, 60_000),
+    maxRto: r.int('maxRto', 3200, 1, 600_000),
+    logLevel: r.oneOf('logLevel', ['debug', 'info', 'warn', 'error'], 'info'),
   };
-  if (cfg.maxRto < cfg.rto) bad('maxRto', `must be at least rto (${cfg.rto}), got ${cfg.maxRto}`);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return cfg;
+  if (cfg.maxRto < cfg.rto) r.at('maxRto').problem(`must be at least rto (${cfg.rto}), got ${cfg.maxRto}`);
+  return r.done(cfg);
 }
 
 /** Reads and validates a configuration file. */
 export function loadConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError([`${path}: not valid JSON: ${(e as Error).message}`]);
-  }
-  return validateConfig(raw, path);
+  return readConfigFile(path, validateConfig);
 }
