@@ -1,6 +1,6 @@
 /**
  * The IPS's configuration file: a JSON object. Every problem is reported at
- * once, each with its field's path.
+ * once, each with its field's path (the agent's ConfigReader does that).
  *
  * ```json
  * {
@@ -13,7 +13,8 @@
  * }
  * ```
  */
-import { Blacklist, BlacklistError } from './blacklist.js';
+import { ConfigError, ConfigReader, shown } from '@dysco/agent/config-reader';
+import { Blacklist } from './blacklist.js';
 
 export interface Term {
   /** For the logs: the term as written, or its `name`. */
@@ -67,150 +68,83 @@ export const DEFAULTS: IpsConfig = {
   captureBufferBytes: 32 << 20,
 };
 
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const MAX_TERM_BYTES = 4096;
 
-/** Checks and completes a parsed configuration file; `where` prefixes the field paths in errors. */
+/** Checks and completes a parsed configuration file; `where` (the file's name) starts the field paths in errors. */
 export function parseConfig(raw: unknown, where = 'config'): IpsConfig {
-  const problems: string[] = [];
-  const bad = (path: string, msg: string) => problems.push(`${where}${path}: ${msg}`);
-  if (!isObj(raw)) throw new ConfigError([`${where}: must be a JSON object`]);
-  const known = (o: Obj, path: string, fields: readonly string[]) => {
-    for (const k of Object.keys(o)) if (!fields.includes(k) && k !== 'comment' && k !== '$schema') bad(`${path}.${k}`, `unknown field (known: ${fields.join(', ')})`);
-  };
-  known(raw, '', ['interface', 'terms', 'caseInsensitive', 'blacklist', 'releaseAfterBytes', 'reassembly', 'block', 'nftTable', 'pollMs', 'captureBufferBytes']);
-  const section = (o: Obj, name: string, path: string): Obj => {
-    const v = o[name];
-    if (v === undefined) return {};
-    if (!isObj(v)) {
-      bad(`${path}.${name}`, 'must be an object');
-      return {};
-    }
-    return v;
-  };
-  const int = (o: Obj, name: string, path: string, dflt: number, min: number, max: number): number => {
-    const v = o[name];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      bad(`${path}.${name}`, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const oneOf = <T extends string>(o: Obj, name: string, path: string, values: readonly T[], dflt: T): T => {
-    const v = o[name];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-      bad(`${path}.${name}`, `must be ${values.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v as T;
-  };
+  const r = ConfigReader.read(raw, where);
+  r.known(['interface', 'terms', 'caseInsensitive', 'blacklist', 'releaseAfterBytes', 'reassembly', 'block', 'nftTable', 'pollMs', 'captureBufferBytes']);
 
-  let iface: string | undefined;
-  if (raw.interface !== undefined) {
-    if (typeof raw.interface !== 'string' || !/^[\w.:@-]{1,15}$/.test(raw.interface)) bad('.interface', `must be an interface name, got ${JSON.stringify(raw.interface)}`);
-    else iface = raw.interface;
-  }
+  const iface = r.string('interface', DEFAULTS.interface, /^[\w.:@-]{1,15}$/, 'an interface name');
 
-  const terms: Term[] = [];
-  if (raw.terms !== undefined && !Array.isArray(raw.terms)) bad('.terms', 'must be a list of strings or { "text" | "hex", "name"? } objects');
-  else {
-    const list = (raw.terms ?? []) as unknown[];
-    list.forEach((t, i) => {
-      const path = `.terms[${i}]`;
-      let bytes: Uint8Array | undefined;
-      let name: string | undefined;
-      if (typeof t === 'string') {
-        bytes = new TextEncoder().encode(t);
-        name = t;
-      } else if (isObj(t)) {
-        known(t, path, ['text', 'hex', 'name']);
-        if ((t.text === undefined) === (t.hex === undefined)) bad(path, 'needs exactly one of "text" and "hex"');
-        else if (t.text !== undefined) {
-          if (typeof t.text !== 'string') bad(`${path}.text`, 'must be a string');
-          else bytes = new TextEncoder().encode(t.text);
-        } else if (typeof t.hex !== 'string' || !/^([0-9a-fA-F]{2}\s*)+$/.test(t.hex)) bad(`${path}.hex`, `must be pairs of hex digits, got ${JSON.stringify(t.hex)}`);
-        else bytes = Uint8Array.from(Buffer.from(t.hex.replace(/\s+/g, ''), 'hex'));
-        if (t.name !== undefined && typeof t.name !== 'string') bad(`${path}.name`, 'must be a string');
-        name = typeof t.name === 'string' ? t.name : typeof t.text === 'string' ? t.text : typeof t.hex === 'string' ? `hex:${t.hex.replace(/\s+/g, '')}` : undefined;
-      } else bad(path, `must be a string or an object, got ${JSON.stringify(t)}`);
-      if (!bytes || name === undefined) return;
-      if (bytes.length === 0) bad(path, 'must not be empty');
-      else if (bytes.length > MAX_TERM_BYTES) bad(path, `must be at most ${MAX_TERM_BYTES} bytes, got ${bytes.length}`);
-      else terms.push({ name, bytes });
+  const terms = r.list('terms', 'a list of strings or { "text" | "hex", "name"? } objects', (t): Term | undefined => {
+    let bytes: Uint8Array | undefined;
+    let name: string | undefined;
+    if (typeof t.value === 'string') {
+      bytes = new TextEncoder().encode(t.value);
+      name = t.value;
+    } else if (t.isObject) {
+      t.known(['text', 'hex', 'name']);
+      const text = t.at('text').value;
+      const hex = t.at('hex').value;
+      if ((text === undefined) === (hex === undefined)) t.problem('needs exactly one of "text" and "hex"');
+      else if (text !== undefined) {
+        if (typeof text !== 'string') t.at('text').problem('must be a string');
+        else bytes = new TextEncoder().encode(text);
+      } else if (typeof hex !== 'string' || !/^([0-9a-fA-F]{2}\s*)+$/.test(hex)) t.at('hex').problem(`must be pairs of hex digits, got ${shown(hex)}`);
+      else bytes = Uint8Array.from(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
+      name = t.string('name', undefined) ?? (typeof text === 'string' ? text : typeof hex === 'string' ? `hex:${hex.replace(/\s+/g, '')}` : undefined);
+    } else t.problem(`must be a string or an object, got ${shown(t.value)}`);
+    if (!bytes || name === undefined) return undefined;
+    if (bytes.length === 0) return t.problem('must not be empty');
+    if (bytes.length > MAX_TERM_BYTES) return t.problem(`must be at most ${MAX_TERM_BYTES} bytes, got ${bytes.length}`);
+    return { name, bytes };
+  });
+
+  const caseInsensitive = r.boolean('caseInsensitive', DEFAULTS.caseInsensitive);
+
+  // each address and port is checked alone, so that a problem names its element
+  const bl = r.section('blacklist');
+  bl.known(['addresses', 'ports']);
+  const addresses = bl.list('addresses', 'a list of addresses and prefixes', (a) =>
+    a.parse('a string', (text) => {
+      new Blacklist({ addresses: [text] });
+      return text;
+    }),
+  );
+  const ports = bl.list('ports', 'a list of ports and "low-high" ranges', (p) => {
+    const v = p.value;
+    if (typeof v !== 'string' && typeof v !== 'number') return p.problem(`must be a port or a "low-high" range, got ${shown(v)}`);
+    return p.attempt(() => {
+      new Blacklist({ ports: [v] });
+      return v;
     });
-  }
+  });
+  const blacklist = new Blacklist({ addresses, ports });
 
-  let caseInsensitive = DEFAULTS.caseInsensitive;
-  if (raw.caseInsensitive !== undefined) {
-    if (typeof raw.caseInsensitive !== 'boolean') bad('.caseInsensitive', 'must be true or false');
-    else caseInsensitive = raw.caseInsensitive;
-  }
+  const releaseAfterBytes = r.int('releaseAfterBytes', DEFAULTS.releaseAfterBytes, 0, Number.MAX_SAFE_INTEGER);
 
-  let blacklist = DEFAULTS.blacklist;
-  const bl = section(raw, 'blacklist', '');
-  known(bl, '.blacklist', ['addresses', 'ports']);
-  const addresses: string[] = [];
-  const ports: (number | string)[] = [];
-  if (bl.addresses !== undefined && !Array.isArray(bl.addresses)) bad('.blacklist.addresses', 'must be a list of addresses and prefixes');
-  else
-    ((bl.addresses ?? []) as unknown[]).forEach((a, i) => {
-      if (typeof a !== 'string') return bad(`.blacklist.addresses[${i}]`, `must be a string, got ${JSON.stringify(a)}`);
-      try {
-        new Blacklist({ addresses: [a] });
-        addresses.push(a);
-      } catch (e) {
-        bad(`.blacklist.addresses[${i}]`, (e as BlacklistError).message);
-      }
-    });
-  if (bl.ports !== undefined && !Array.isArray(bl.ports)) bad('.blacklist.ports', 'must be a list of ports and "low-high" ranges');
-  else
-    ((bl.ports ?? []) as unknown[]).forEach((p, i) => {
-      if (typeof p !== 'string' && typeof p !== 'number') return bad(`.blacklist.ports[${i}]`, `must be a port or a "low-high" range, got ${JSON.stringify(p)}`);
-      try {
-        new Blacklist({ ports: [p] });
-        ports.push(p);
-      } catch (e) {
-        bad(`.blacklist.ports[${i}]`, (e as BlacklistError).message);
-      }
-    });
-  blacklist = new Blacklist({ addresses, ports });
-
-  const releaseAfterBytes = int(raw, 'releaseAfterBytes', '', DEFAULTS.releaseAfterBytes, 0, Number.MAX_SAFE_INTEGER);
-
-  const ra = section(raw, 'reassembly', '');
-  known(ra, '.reassembly', ['maxBufferedBytes', 'maxSegments', 'onGap']);
+  const ra = r.section('reassembly');
+  ra.known(['maxBufferedBytes', 'maxSegments', 'onGap']);
   const reassembly = {
-    maxBufferedBytes: int(ra, 'maxBufferedBytes', '.reassembly', DEFAULTS.reassembly.maxBufferedBytes, 1024, 1 << 30),
-    maxSegments: int(ra, 'maxSegments', '.reassembly', DEFAULTS.reassembly.maxSegments, 1, 1 << 20),
-    onGap: oneOf(ra, 'onGap', '.reassembly', ['block', 'continue'] as const, DEFAULTS.reassembly.onGap),
+    maxBufferedBytes: ra.int('maxBufferedBytes', DEFAULTS.reassembly.maxBufferedBytes, 1024, 1 << 30),
+    maxSegments: ra.int('maxSegments', DEFAULTS.reassembly.maxSegments, 1, 1 << 20),
+    onGap: ra.oneOf('onGap', ['block', 'continue'], DEFAULTS.reassembly.onGap),
   };
 
-  const bk = section(raw, 'block', '');
-  known(bk, '.block', ['action', 'holdSeconds']);
+  const bk = r.section('block');
+  bk.known(['action', 'holdSeconds']);
   const block = {
-    action: oneOf(bk, 'action', '.block', ['drop', 'reset'] as const, DEFAULTS.block.action),
-    holdSeconds: int(bk, 'holdSeconds', '.block', DEFAULTS.block.holdSeconds, 1, 365 * 86400),
+    action: bk.oneOf('action', ['drop', 'reset'], DEFAULTS.block.action),
+    holdSeconds: bk.int('holdSeconds', DEFAULTS.block.holdSeconds, 1, 365 * 86400),
   };
 
-  let nftTable = DEFAULTS.nftTable;
-  if (raw.nftTable !== undefined) {
-    if (typeof raw.nftTable !== 'string' || !/^[A-Za-z][\w]{0,31}$/.test(raw.nftTable)) bad('.nftTable', `must be a table name (letters, digits, _; at most 32), got ${JSON.stringify(raw.nftTable)}`);
-    else nftTable = raw.nftTable;
-  }
-  const pollMs = int(raw, 'pollMs', '', DEFAULTS.pollMs, 50, 60_000);
-  const captureBufferBytes = int(raw, 'captureBufferBytes', '', DEFAULTS.captureBufferBytes, 1 << 16, 1 << 30);
+  const nftTable = r.string('nftTable', DEFAULTS.nftTable, /^[A-Za-z][\w]{0,31}$/, 'a table name (letters, digits, _; at most 32)');
+  const pollMs = r.int('pollMs', DEFAULTS.pollMs, 50, 60_000);
+  const captureBufferBytes = r.int('captureBufferBytes', DEFAULTS.captureBufferBytes, 1 << 16, 1 << 30);
 
-  if (terms.length === 0 && blacklist.empty && problems.length === 0) bad('', 'has neither "terms" nor a "blacklist": the IPS would block nothing');
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { interface: iface, terms, caseInsensitive, blacklist, releaseAfterBytes, reassembly, block, nftTable, pollMs, captureBufferBytes };
+  if (terms.length === 0 && blacklist.empty && r.ok) r.problem('has neither "terms" nor a "blacklist": the IPS would block nothing');
+  return r.done({ interface: iface, terms, caseInsensitive, blacklist, releaseAfterBytes, reassembly, block, nftTable, pollMs, captureBufferBytes });
 }

@@ -7,10 +7,10 @@
  * sessions it has seen enough of, and writes one JSON line per event on
  * stdout (a `verdict` record per session).
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AgentEvent, ReconfigOutcome, SessionInfo } from '@dysco/agent';
 import { AgentError, type DyscoClient, connect } from '@dysco/agent/client';
+import { readConfigFile } from '@dysco/agent/config-reader';
 import { parseAddress } from '@dysco/protocol';
 import { Capture } from './capture.js';
 import { ConfigError, type IpsConfig, parseConfig } from './config.js';
@@ -65,19 +65,11 @@ if (args.values.address !== undefined) {
 }
 
 let config: IpsConfig;
-{
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(args.values.config, 'utf8'));
-  } catch (e) {
-    die(`${args.values.config}: ${(e as Error).message}`, 2);
-  }
-  try {
-    config = parseConfig(raw, args.values.config);
-  } catch (e) {
-    if (e instanceof ConfigError) die(e.message, 2);
-    throw e;
-  }
+try {
+  config = readConfigFile(args.values.config, parseConfig);
+} catch (e) {
+  if (e instanceof ConfigError) die(e.message, 2);
+  throw e;
 }
 
 const log = new Log(undefined, level);

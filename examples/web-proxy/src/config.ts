@@ -1,7 +1,9 @@
 /**
  * The proxy's configuration file: a JSON object, every field optional.
- * Every problem is reported at once, each with its field's path.
+ * Every problem is reported at once, each with its field's path (the
+ * agent's ConfigReader does that).
  */
+import { ConfigError, ConfigReader, shown } from '@dysco/agent/config-reader';
 import type { UrlRules } from './filter.js';
 import { UrlMatcher, splitHostPort } from './filter.js';
 
@@ -54,156 +56,79 @@ export const DEFAULTS: ProxyConfig = {
   clientIdleMs: 60000,
 };
 
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-/** Checks and completes a parsed configuration file; `where` prefixes the field paths in errors. */
+/** Checks and completes a parsed configuration file; `where` (the file's name) starts the field paths in errors. */
 export function parseConfig(raw: unknown, where = 'config'): ProxyConfig {
-  const problems: string[] = [];
-  const bad = (path: string, msg: string) => problems.push(`${where}${path}: ${msg}`);
-  if (!isObj(raw)) throw new ConfigError([`${where}: must be a JSON object`]);
+  const r = ConfigReader.read(raw, where);
 
-  const known = (o: Obj, path: string, fields: readonly string[]) => {
-    for (const k of Object.keys(o)) if (!fields.includes(k) && k !== 'comment' && k !== '$schema') bad(`${path}.${k}`, `unknown field (known: ${fields.join(', ')})`);
-  };
-  const section = (name: string): Obj => {
-    const v = raw[name];
-    if (v === undefined) return {};
-    if (!isObj(v)) {
-      bad(`.${name}`, 'must be an object');
-      return {};
-    }
-    return v;
-  };
-  const int = (o: Obj, path: string, k: string, dflt: number, min: number, max: number): number => {
-    const v = o[k];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      bad(`${path}.${k}`, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const bool = (o: Obj, path: string, k: string, dflt: boolean): boolean => {
-    const v = o[k];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'boolean') {
-      bad(`${path}.${k}`, `must be true or false, got ${JSON.stringify(v)}`);
-      return dflt;
-    }
-    return v;
-  };
-  const strings = (o: Obj, path: string, k: string): string[] => {
-    const v = o[k];
-    if (v === undefined) return [];
-    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0)) {
-      bad(`${path}.${k}`, 'must be a list of non-empty strings');
-      return [];
-    }
-    return v as string[];
-  };
-  const rules = (o: Obj, path: string): { hosts: string[]; urlPrefixes: string[]; urlPatterns: string[] } => {
-    const r = { hosts: strings(o, path, 'hosts'), urlPrefixes: strings(o, path, 'urlPrefixes'), urlPatterns: strings(o, path, 'urlPatterns') };
-    r.urlPatterns.forEach((p, i) => {
-      try {
-        new RegExp(p);
-      } catch (e) {
-        bad(`${path}.urlPatterns[${i}]`, `not a regular expression: ${(e as Error).message}`);
-      }
-    });
-    r.urlPrefixes.forEach((p, i) => {
-      try {
-        new UrlMatcher({ urlPrefixes: [p] });
-      } catch (e) {
-        bad(`${path}.urlPrefixes[${i}]`, (e as Error).message);
-      }
-    });
-    return r;
+  /** A deny list or the classifier's rules: each pattern and prefix is checked alone, so that a problem names it. */
+  const rules = (s: ConfigReader): { hosts: string[]; urlPrefixes: string[]; urlPatterns: string[] } => {
+    const out = { hosts: s.strings('hosts'), urlPrefixes: s.strings('urlPrefixes'), urlPatterns: s.strings('urlPatterns') };
+    out.urlPatterns.forEach((p, i) => s.at('urlPatterns').at(i).attempt(() => new RegExp(p)));
+    out.urlPrefixes.forEach((p, i) => s.at('urlPrefixes').at(i).attempt(() => new UrlMatcher({ urlPrefixes: [p] })));
+    return out;
   };
 
-  known(raw, '', ['listen', 'listenAddress', 'name', 'upstream', 'deny', 'cache', 'splice', 'inspect', 'clientIdleMs']);
-  const listen = raw.listen === undefined ? undefined : int(raw, '', 'listen', 0, 1, 65535);
-  let listenAddress: string | undefined;
-  if (raw.listenAddress !== undefined) {
-    if (typeof raw.listenAddress !== 'string') bad('.listenAddress', 'must be an address');
-    else listenAddress = raw.listenAddress;
-  }
-  let name = DEFAULTS.name;
-  if (raw.name !== undefined) {
-    if (typeof raw.name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(raw.name)) bad('.name', 'must be a token (letters, digits, -._~ and the like)');
-    else name = raw.name;
-  }
+  r.known(['listen', 'listenAddress', 'name', 'upstream', 'deny', 'cache', 'splice', 'inspect', 'clientIdleMs']);
+  const listen = r.int('listen', undefined, 1, 65535);
+  const listenAddress = r.string('listenAddress', undefined, undefined, 'an address');
+  const name = r.string('name', DEFAULTS.name, /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'a token (letters, digits, -._~ and the like)');
 
-  const up = section('upstream');
-  known(up, '.upstream', ['hosts', 'connectTimeoutMs', 'timeoutMs']);
+  const up = r.section('upstream');
+  up.known(['hosts', 'connectTimeoutMs', 'timeoutMs']);
   const hosts: Record<string, string> = {};
-  if (up.hosts !== undefined) {
-    if (!isObj(up.hosts)) bad('.upstream.hosts', 'must be an object of host names to "address[:port]"');
-    else
-      for (const [h, a] of Object.entries(up.hosts)) {
-        try {
-          if (typeof a !== 'string') throw new Error('must be "address[:port]"');
-          splitHostPort(a);
-          hosts[h.toLowerCase()] = a;
-        } catch (e) {
-          bad(`.upstream.hosts.${h}`, (e as Error).message);
-        }
-      }
+  const h = up.at('hosts');
+  if (h.value !== undefined && !h.isObject) h.problem('must be an object of host names to "address[:port]"');
+  for (const [host, a] of h.entries()) {
+    const target = a.parse('"address[:port]"', (text) => {
+      splitHostPort(text);
+      return text;
+    });
+    if (target !== undefined) hosts[host.toLowerCase()] = target;
   }
   const upstream = {
     hosts,
-    connectTimeoutMs: int(up, '.upstream', 'connectTimeoutMs', DEFAULTS.upstream.connectTimeoutMs, 1, 600_000),
-    timeoutMs: int(up, '.upstream', 'timeoutMs', DEFAULTS.upstream.timeoutMs, 1, 3_600_000),
+    connectTimeoutMs: up.int('connectTimeoutMs', DEFAULTS.upstream.connectTimeoutMs, 1, 600_000),
+    timeoutMs: up.int('timeoutMs', DEFAULTS.upstream.timeoutMs, 1, 3_600_000),
   };
 
-  const d = section('deny');
-  known(d, '.deny', ['hosts', 'urlPrefixes', 'urlPatterns']);
-  const deny = rules(d, '.deny');
+  const d = r.section('deny');
+  d.known(['hosts', 'urlPrefixes', 'urlPatterns']);
+  const deny = rules(d);
 
-  const c = section('cache');
-  known(c, '.cache', ['enabled', 'maxBytes', 'maxEntryBytes', 'maxEntries']);
+  const c = r.section('cache');
+  c.known(['enabled', 'maxBytes', 'maxEntryBytes', 'maxEntries']);
   const cache = {
-    enabled: bool(c, '.cache', 'enabled', DEFAULTS.cache.enabled),
-    maxBytes: int(c, '.cache', 'maxBytes', DEFAULTS.cache.maxBytes, 0, 2 ** 40),
-    maxEntryBytes: int(c, '.cache', 'maxEntryBytes', DEFAULTS.cache.maxEntryBytes, 0, 2 ** 40),
-    maxEntries: int(c, '.cache', 'maxEntries', DEFAULTS.cache.maxEntries, 1, 10_000_000),
+    enabled: c.boolean('enabled', DEFAULTS.cache.enabled),
+    maxBytes: c.int('maxBytes', DEFAULTS.cache.maxBytes, 0, 2 ** 40),
+    maxEntryBytes: c.int('maxEntryBytes', DEFAULTS.cache.maxEntryBytes, 0, 2 ** 40),
+    maxEntries: c.int('maxEntries', DEFAULTS.cache.maxEntries, 1, 10_000_000),
   };
 
-  const s = section('splice');
-  known(s, '.splice', ['enabled', 'threshold', 'keepAlive']);
-  let keepAlive: 'handover' | 'final' = DEFAULTS.splice.keepAlive;
-  if (s.keepAlive !== undefined) {
-    if (s.keepAlive !== 'handover' && s.keepAlive !== 'final') bad('.splice.keepAlive', `must be "handover" or "final", got ${JSON.stringify(s.keepAlive)}`);
-    else keepAlive = s.keepAlive;
-  }
+  const s = r.section('splice');
+  s.known(['enabled', 'threshold', 'keepAlive']);
   const splice = {
-    enabled: bool(s, '.splice', 'enabled', DEFAULTS.splice.enabled),
-    threshold: int(s, '.splice', 'threshold', DEFAULTS.splice.threshold, 0, Number.MAX_SAFE_INTEGER),
-    keepAlive,
+    enabled: s.boolean('enabled', DEFAULTS.splice.enabled),
+    threshold: s.int('threshold', DEFAULTS.splice.threshold, 0, Number.MAX_SAFE_INTEGER),
+    keepAlive: s.oneOf('keepAlive', ['handover', 'final'], DEFAULTS.splice.keepAlive),
   };
 
-  const i = section('inspect');
-  known(i, '.inspect', ['via', 'hosts', 'urlPrefixes', 'urlPatterns']);
-  const via = strings(i, '.inspect', 'via');
+  const i = r.section('inspect');
+  i.known(['via', 'hosts', 'urlPrefixes', 'urlPatterns']);
+  const via = i.strings('via');
   via.forEach((a, k) => {
     const m = IPV4.exec(a);
-    if (!(m && m.slice(1).every((o) => Number(o) <= 255)) && !/^[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*$/.test(a)) bad(`.inspect.via[${k}]`, `must be an IP address, got ${JSON.stringify(a)}`);
+    if (!(m && m.slice(1).every((o) => Number(o) <= 255)) && !/^[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*$/.test(a)) i.at('via').at(k).problem(`must be an IP address, got ${shown(a)}`);
   });
-  const inspect = { via, ...rules(i, '.inspect') };
-  if (via.length === 0 && (inspect.hosts.length + inspect.urlPrefixes.length + inspect.urlPatterns.length) > 0) bad('.inspect.via', 'is required with inspection rules: the boxes suspicious requests go through');
-  if (via.length > 7) bad('.inspect.via', 'at most 7 boxes');
+  const inspect = { via, ...rules(i) };
+  if (via.length === 0 && inspect.hosts.length + inspect.urlPrefixes.length + inspect.urlPatterns.length > 0) i.at('via').problem('is required with inspection rules: the boxes suspicious requests go through');
+  if (via.length > 7) i.at('via').problem('at most 7 boxes');
 
-  const clientIdleMs = int(raw, '', 'clientIdleMs', DEFAULTS.clientIdleMs, 1, 3_600_000);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return {
+  const clientIdleMs = r.int('clientIdleMs', DEFAULTS.clientIdleMs, 1, 3_600_000);
+  return r.done({
     ...(listen !== undefined ? { listen } : {}),
     ...(listenAddress !== undefined ? { listenAddress } : {}),
     name,
@@ -213,5 +138,5 @@ export function parseConfig(raw: unknown, where = 'config'): ProxyConfig {
     splice,
     inspect,
     clientIdleMs,
-  };
+  });
 }

@@ -4,10 +4,10 @@
  * Runs the proxy on the host where the sessions are redirected to it. It
  * writes one JSON line per request (and a few about itself) on stdout.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
 import { AgentError, type DyscoClient, connect } from '@dysco/agent/client';
+import { readConfigFile } from '@dysco/agent/config-reader';
 import { ConfigError, DEFAULTS, type ProxyConfig, parseConfig } from './config.js';
 import { type DyscoApi, WebProxy } from './proxy.js';
 
@@ -47,14 +47,8 @@ if (args.values.help) {
 
 let config: ProxyConfig = DEFAULTS;
 if (args.values.config) {
-  let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(args.values.config, 'utf8'));
-  } catch (e) {
-    die(`${args.values.config}: ${(e as Error).message}`, 2);
-  }
-  try {
-    config = parseConfig(raw, args.values.config);
+    config = readConfigFile(args.values.config, parseConfig);
   } catch (e) {
     if (e instanceof ConfigError) die(e.message, 2);
     throw e;
