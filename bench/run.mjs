@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const KNOWN = {
   dataplane: 'ns per packet of the eBPF programs (BPF test runs)',
   protocol: 'reference rewriter packets/s and state-machine events/s',
-  scale: '10k, 100k and 1M sessions in one data plane: memory, install/delete time, packet cost',
+  scale: '10k, 100k and 1M sessions in one data plane: memory, install/delete time, packet cost; agent memory and adoption time',
   throughput: 'iperf3 through one and two boxes: plain routing, Dysco TC/XDP, nftables',
   latency: 'one-byte round trips (p50, p99) with and without Dysco',
   setup: 'new connections per second with and without Dysco',

@@ -22,16 +22,37 @@
 //       spread  single runs each on a session picked at random from the whole
 //               table (its entry is rarely cached: what a host whose packets
 //               belong to many sessions pays).
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+//
+// Then the agent's own memory: for each of --agent-sizes (default 10k, 100k
+// and 1M; --quick 10k and 100k), a real `dysco agent` in a namespace of its
+// own takes over that many sessions as it does after a restart: the bench
+// writes them into pinned maps sized for N and a matching sessions.json into
+// the agent's stateDir, and the agent adopts them at start. Its memory
+// (VmRSS, and the V8 heap after a full collection, reported by a preloaded
+// probe, bench/tools/mem-probe.cjs) is compared with the same agent, maps of
+// the same size, adopting 0 sessions: the difference per session is what
+// the agent spends on one. The time from the process's start to its
+// `adopted sessions` log line, less the 0-session agent's, is the time to
+// adopt them. An agent that runs out of V8 heap under Node's default limit
+// is reported so and run again with the limit raised to what the smaller
+// sizes say it needs (quick mode skips the attempt bound to fail); a size
+// whose expected heap exceeds the machine's memory is not run.
+import { closeSync, createWriteStream, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import {
   EGRESS_VALUE_SIZE, INGRESS_OFFSETS, INGRESS_VALUE_SIZE, TCP_ACK, TUPLE_KEY_SIZE,
-  buildTcpPacket, encodeEgressValue, encodeIngressValue, encodeTupleKey, parseTcpPacket, plainRewrite, reverseTuple, writeTuple,
+  DEFAULT_RETRY, SessionProtocol, buildTcpPacket, encodeEgressValue, encodeIngressValue, encodeTupleKey, formatAddress, formatTuple, parseTcpPacket, plainRewrite, reverseTuple, writeTuple,
 } from '@dysco/protocol';
+import { AgentProcess, DYSCO_BIN, Topology } from '@dysco/agent/topology';
 import { DataPlane } from '@dysco/xdp';
-import { atCleanup, ensureCommands, machine, median, option, percentile, printResult, quick, requireRoot, round, runMain, say, table } from './lib/common.mjs';
+import { BED_COMMANDS, BENCH_DIR, atCleanup, ensureCommands, machine, median, option, percentile, printResult, quick, requireRoot, round, runMain, say, sleep, table } from './lib/common.mjs';
 
 const SIZES = option('sizes', '10000,100000,1000000').split(',').map(Number);
+const AGENT_SIZES = option('agent-sizes', quick ? '10000,100000' : '10000,100000,1000000').split(',').filter(Boolean).map(Number);
+const PROBE = join(BENCH_DIR, 'tools', 'mem-probe.cjs');
 const RUNS = Number(option('runs', quick ? 3 : 7));
 const REPEAT = Number(option('repeat', quick ? 20000 : 200000));
 const SPREAD = Number(option('spread', quick ? 2000 : 10000));
@@ -52,21 +73,25 @@ const eth = (pkt) => {
   b.set(pkt, 14);
   return b;
 };
-const egressEntry = (key, to) => ({ key, old: plainRewrite(to), twoPath: undefined, sndHigh: undefined, packets: 0, bytes: 0, lastSeen: 0 });
-const ingressEntry = (key, to, egressKey) => ({ key, rewrite: plainRewrite(to), path: 'old', egressKey, packets: 0, bytes: 0, lastSeen: 0 });
+const egressEntry = (key, to, lastSeen = 0) => ({ key, old: plainRewrite(to), twoPath: undefined, sndHigh: undefined, packets: 0, bytes: 0, lastSeen });
+const ingressEntry = (key, to, egressKey, lastSeen = 0) => ({ key, rewrite: plainRewrite(to), path: 'old', egressKey, packets: 0, bytes: 0, lastSeen });
 const payload = new Uint8Array(1400).fill(7);
 const ts = [{ kind: 'timestamps', tsval: 1, tsecr: 2 }];
 
-/** Encodes sessions [from, to) as batch-update buffers: egress and ingress keys and values. */
-function encodeRange(from, to) {
+/**
+ * Encodes sessions [from, to) as batch-update buffers: egress and ingress
+ * keys and values. `lastSeen` (the kernel's monotonic clock, ns) 0 makes
+ * them idle since boot, which an agent would reclaim.
+ */
+function encodeRange(from, to, lastSeen = 0) {
   const n = to - from;
   const eKeys = Buffer.alloc(n * TUPLE_KEY_SIZE);
   const eVals = Buffer.alloc(n * EGRESS_VALUE_SIZE);
   const iKeys = Buffer.alloc(n * TUPLE_KEY_SIZE);
   const iVals = Buffer.alloc(n * INGRESS_VALUE_SIZE);
   // templates: every value is the same but for its tuples
-  const eT = Buffer.from(encodeEgressValue(egressEntry(sessionOf(0), subOf(0))));
-  const iT = Buffer.from(encodeIngressValue(ingressEntry(reverseTuple(subOf(0)), reverseTuple(sessionOf(0)), sessionOf(0))));
+  const eT = Buffer.from(encodeEgressValue(egressEntry(sessionOf(0), subOf(0), lastSeen)));
+  const iT = Buffer.from(encodeIngressValue(ingressEntry(reverseTuple(subOf(0)), reverseTuple(sessionOf(0)), sessionOf(0), lastSeen)));
   for (let j = 0; j < n; j++) {
     const i = from + j;
     const s = sessionOf(i);
@@ -110,6 +135,25 @@ function memlock(dir) {
   return out;
 }
 
+/** Writes sessions [0, n) into a data plane with batch updates; returns the time spent encoding and writing them. */
+function install(dp, n, lastSeen = 0) {
+  const egress = dp.map('egress');
+  const ingress = dp.map('ingress');
+  let encodeMs = 0;
+  let writeMs = 0;
+  for (let from = 0; from < n; from += CHUNK) {
+    const t0 = performance.now();
+    const e = encodeRange(from, Math.min(n, from + CHUNK), lastSeen);
+    const t1 = performance.now();
+    egress.updateBatch(e.egress);
+    ingress.updateBatch(e.ingress);
+    const t2 = performance.now();
+    encodeMs += t1 - t0;
+    writeMs += t2 - t1;
+  }
+  return { encodeMs, writeMs };
+}
+
 /** Loads a data plane sized for `n` sessions and installs them; returns it with the load and install figures. */
 function setUp(n) {
   const pinRoot = `/sys/fs/bpf/dysco-bench-scale-${process.pid}-${n}`;
@@ -130,18 +174,7 @@ function setUp(n) {
   const lockTotal = Object.values(lock).reduce((a, b) => a + b, 0);
   const egress = dp.map('egress');
   const ingress = dp.map('ingress');
-  let encodeMs = 0;
-  let writeMs = 0;
-  for (let from = 0; from < n; from += CHUNK) {
-    const t0 = performance.now();
-    const e = encodeRange(from, Math.min(n, from + CHUNK));
-    const t1 = performance.now();
-    egress.updateBatch(e.egress);
-    ingress.updateBatch(e.ingress);
-    const t2 = performance.now();
-    encodeMs += t1 - t0;
-    writeMs += t2 - t1;
-  }
+  const { encodeMs, writeMs } = install(dp, n);
   const mem2 = kernelKiB();
   // every sampled session is there (an LRU map sized too small would have evicted some)
   for (let k = 0; k < 1000; k++) {
@@ -242,6 +275,185 @@ function tearDown(t) {
   };
 }
 
+// ---- the agent's memory -------------------------------------------------------------
+
+/**
+ * Writes the state file an agent would have left for sessions [0, n) of an
+ * originating host: each with its right neighbour (the subsession's far end)
+ * and the chain downstream, at rest. Written in pieces: 1M sessions make
+ * about 200 MB of JSON.
+ */
+function writeState(dir, n) {
+  mkdirSync(dir, { recursive: true });
+  const fd = openSync(join(dir, 'sessions.json'), 'w');
+  const now = Date.now();
+  writeSync(fd, `{"version":1,"nextSessionId":${n + 1},"sessions":[`);
+  for (let from = 0; from < n; from += CHUNK) {
+    const parts = [];
+    for (let i = from; i < Math.min(n, from + CHUNK); i++) {
+      const s = sessionOf(i);
+      const sub = subOf(i);
+      parts.push(JSON.stringify({ id: i + 1, session: formatTuple(s), role: 'originator', right: { agent: formatAddress(sub.dst), subsession: formatTuple(sub) }, downstream: [formatAddress(sub.dst), formatAddress(s.dst)], createdAt: now }));
+    }
+    writeSync(fd, (from > 0 ? ',' : '') + parts.join(','));
+  }
+  writeSync(fd, ']}');
+  closeSync(fd);
+}
+
+/** Waits for the first log record of an agent that `pred` accepts. */
+async function record(a, pred, what, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = a.records().find(pred);
+    if (r) return r;
+    if (a.exited) throw new Error(`agent exited (${JSON.stringify(a.exited)}) before ${what}:\n${a.logs.slice(-10).join('\n')}`);
+    if (Date.now() > deadline) throw new Error(`agent: no ${what} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/**
+ * Starts a `dysco agent` (with the memory probe preloaded, and `nodeArgs`)
+ * on `host` over maps sized for `size` holding `n` sessions and a state file
+ * naming them; returns its adoption time and memory, and stops it. Throws
+ * when the agent dies, with `oom` set when V8 ran out of heap.
+ */
+async function agentRun(host, size, n, nodeArgs = []) {
+  rmSync(host.pinRoot, { recursive: true, force: true });
+  rmSync(host.stateDir, { recursive: true, force: true });
+  const dp = DataPlane.open({ pinRoot: host.pinRoot, maxSessions: size });
+  // lastSeen now: sessions in use, which the agent's idle reclaim leaves alone
+  install(dp, n, Number(process.hrtime.bigint()));
+  dp.close();
+  writeState(host.stateDir, n);
+  const dir = join(host.bed.dir, host.name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `agent-${size}-${n}.json`);
+  writeFileSync(file, JSON.stringify({
+    address: host.address, interfaces: [host.ifname], mode: 'tc', controlPort: 7707, socket: host.socket, pinRoot: host.pinRoot, stateDir: host.stateDir, maxSessions: size, logLevel: 'info',
+  }));
+  const t0 = Date.now();
+  const proc = host.spawn([process.execPath, ...nodeArgs, '--require', PROBE, DYSCO_BIN, 'agent', '--config', file]);
+  const a = new AgentProcess(host, proc, host.socket, createWriteStream(join(dir, `agent-${size}-${n}.log`)));
+  host.agent = a;
+  try {
+    const adopted = await record(a, (r) => r.msg === 'adopted sessions of the previous run', 'adoption', 900_000);
+    if (adopted.sessions !== n) throw new Error(`the agent adopted ${adopted.sessions} of ${n} sessions`);
+    await a.waitReady(600_000);
+    const readyMs = Date.now() - t0;
+    await sleep(1000); // settled: what start-up allocated for a moment is garbage by now
+    proc.kill('SIGUSR2');
+    const mem = await record(a, (r) => r.msg === 'memory probe', 'memory probe', 60_000);
+    return { sessions: n, adoptMs: Date.parse(adopted.t) - t0, readyMs, before: mem.before, after: mem.after };
+  } catch (e) {
+    if (a.logs.some((l) => /heap out of memory/i.test(l))) {
+      const err = new Error(`V8 ran out of heap after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      err.oom = true;
+      throw err;
+    }
+    throw e;
+  } finally {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    await a.stop('SIGTERM');
+    clearTimeout(timer);
+    host.agent = undefined;
+    rmSync(host.pinRoot, { recursive: true, force: true });
+    rmSync(host.stateDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Heap bytes of one session's protocol state alone (the agent's
+ * SessionProtocol, its lock and anchor machines), measured in this process
+ * on `count` of them: the part of an agent's session record that does not
+ * depend on the agent.
+ */
+function protocolBytes(count = 2000) {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const self = sessionOf(0).src;
+  gc();
+  const h0 = process.memoryUsage().heapUsed;
+  const keep = [];
+  for (let i = 0; i < count; i++) keep.push(new SessionProtocol({ self, session: sessionOf(i), right: { agent: subOf(i).dst, subsession: subOf(i) }, retry: DEFAULT_RETRY }));
+  gc();
+  const bytes = (process.memoryUsage().heapUsed - h0) / keep.length;
+  return round(bytes, 0);
+}
+
+/**
+ * Agent memory and adoption time per session for each of AGENT_SIZES,
+ * against the same agent adopting none. An agent that runs out of V8 heap
+ * with Node's default limit is reported so, and run again with a limit
+ * raised to what the smaller sizes say it needs, when the machine has it.
+ */
+async function agentMemory() {
+  ensureCommands(BED_COMMANDS);
+  const protocol = protocolBytes();
+  const heapLimit = v8.getHeapStatistics().heap_size_limit;
+  const memTotal = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;
+  const bed = Topology.create({ hosts: ['origin'], tag: `s${process.pid % 100000}`, subnet: '10.0.0' });
+  atCleanup(() => bed.destroy());
+  const host = bed.host('origin');
+  if (host.address !== formatAddress(sessionOf(0).src)) throw new Error(`the agent's address ${host.address} is not the sessions' source`);
+  const rows = [];
+  for (const n of AGENT_SIZES) {
+    const known = rows.filter((r) => r.heapPerSession > 0).at(-1)?.heapPerSession ?? protocol;
+    const need = n * known * 1.25 + 512 * 1048576; // heap to adopt n sessions, with room for the collector
+    const row = { sessions: n, defaultHeapLimitBytes: heapLimit, predictedHeapBytes: round(n * known, 0) };
+    let empty;
+    let full;
+    try {
+      if (need > 0.7 * memTotal) throw new Error(`not run: about ${((n * known) / 2 ** 30).toFixed(1)} GiB of heap expected (${known} bytes a session), more than this machine's ${(memTotal / 2 ** 30).toFixed(1)} GiB allow`);
+      say(`scale: agent adopting 0, then ${n} sessions (maps sized for ${n})`);
+      empty = await agentRun(host, n, 0);
+      if (quick && n * known > 1.25 * heapLimit) {
+        // it takes minutes of collecting to run out (a full run finds out)
+        row.defaultHeap = `not tried in quick mode: about ${((n * known) / 2 ** 30).toFixed(1)} GiB of heap expected, over the default limit of ${(heapLimit / 2 ** 30).toFixed(1)} GiB`;
+      } else {
+        try {
+          full = await agentRun(host, n, n);
+          row.defaultHeap = 'ok';
+        } catch (e) {
+          if (!e.oom) throw e;
+          row.defaultHeap = `failed: ${e.message} (default limit ${(heapLimit / 2 ** 30).toFixed(1)} GiB)`;
+          say(`scale: agent with ${n} sessions: ${row.defaultHeap}`);
+        }
+      }
+      if (!full) {
+        const mb = Math.ceil(need / 1048576);
+        say(`scale: agent adopting ${n} sessions again with --max-old-space-size=${mb}`);
+        full = await agentRun(host, n, n, [`--max-old-space-size=${mb}`]);
+        row.heapLimitMiB = mb;
+      }
+    } catch (e) {
+      say(`scale: agent with ${n} sessions: ${e.message.split('\n')[0]}`);
+      rows.push({ ...row, error: e.message.split('\n')[0] });
+      continue;
+    }
+    const per = (k, when = 'after') => round((full[when][k] - empty[when][k]) / n, 0);
+    rows.push({
+      ...row,
+      rssBytes: full.after.rss,
+      rssEmptyBytes: empty.after.rss,
+      rssPerSession: per('rss'),
+      heapUsedBytes: full.after.heapUsed,
+      heapUsedEmptyBytes: empty.after.heapUsed,
+      heapPerSession: per('heapUsed'),
+      rssBeforeGcPerSession: per('rss', 'before'),
+      peakRssBytes: full.after.peakRss,
+      peakRssPerSession: per('peakRss'),
+      adoptMs: full.adoptMs - empty.adoptMs,
+      adoptUsPerSession: round(((full.adoptMs - empty.adoptMs) * 1000) / n, 1),
+      startMs: full.adoptMs,
+      startEmptyMs: empty.adoptMs,
+      readyMs: full.readyMs,
+    });
+  }
+  return { protocolBytesPerSession: protocol, defaultHeapLimitBytes: heapLimit, rows };
+}
+
 async function main() {
   requireRoot('scale');
   ensureCommands([['bpftool', 'bpftool']]);
@@ -290,6 +502,15 @@ async function main() {
   const million = big.sessions >= 1_000_000;
   const met = million && flat <= 1.2;
   console.log(`\ntarget: ${million ? '1M sessions installed' : 'fewer than 1M sessions measured'}; packet cost (hot, as dataplane.bench.mjs measures it) within 20% of ${ref.sessions} sessions: ${met ? 'met' : 'missed'} (highest ratio ${flat.toFixed(3)}); single runs, warm: highest ratio ${warmWorst.toFixed(3)}, spread (uncached entries): ${spreadWorst.toFixed(3)}`);
+
+  const agent = await agentMemory();
+  const mib1 = (b) => (b / 1048576).toFixed(1);
+  console.log(`\nthe agent: a dysco agent adopting N sessions at start (state file and pinned maps of a previous run), against the same agent adopting 0 (maps sized for N in both)\n`);
+  console.log(table(
+    [{ title: 'sessions', align: 'r' }, { title: 'RSS MiB', align: 'r' }, { title: 'with 0', align: 'r' }, { title: 'RSS B/session', align: 'r' }, { title: 'heap MiB', align: 'r' }, { title: 'with 0', align: 'r' }, { title: 'heap B/session', align: 'r' }, { title: 'peak RSS MiB', align: 'r' }, { title: 'adopt s', align: 'r' }, { title: 'µs/session', align: 'r' }, { title: 'default heap limit', align: 'l' }],
+    agent.rows.map((r) => (r.error ? [`${r.sessions}`, '-', '-', '-', '-', '-', '-', '-', '-', '-', r.error] : [`${r.sessions}`, mib1(r.rssBytes), mib1(r.rssEmptyBytes), `${r.rssPerSession}`, mib1(r.heapUsedBytes), mib1(r.heapUsedEmptyBytes), `${r.heapPerSession}`, mib1(r.peakRssBytes), (r.adoptMs / 1000).toFixed(2), `${r.adoptUsPerSession}`, r.defaultHeap === 'ok' ? 'ok' : `${r.defaultHeap}; figures with --max-old-space-size=${r.heapLimitMiB}`])),
+  ));
+  console.log(`(RSS and heap: VmRSS and V8 heap used, 1 s after the agent is ready, after a full garbage collection; peak RSS: VmHWM, the high-water mark while reading the state file and adopting; adopt: process start to the \`adopted sessions\` log line, less the same for 0 sessions. One session's protocol state alone, SessionProtocol measured in the benchmark's process: ${agent.protocolBytesPerSession} bytes of heap; Node's default heap limit here: ${(agent.defaultHeapLimitBytes / 2 ** 30).toFixed(1)} GiB)`);
   printResult({
     benchmark: 'scale',
     machine: machine(),
@@ -297,6 +518,7 @@ async function main() {
     repeat: REPEAT,
     singleRuns: SPREAD,
     figures: rows,
+    agent,
     target: { what: '1M sessions, packet cost (hot) flat within 20% of the smallest table', highestRatio: round(flat), met, warmHighestRatio: round(warmWorst), spreadHighestRatio: round(spreadWorst) },
   });
 }
