@@ -20,26 +20,16 @@
  * offset, and the insertion's outcome), `verdict` `allow` (a session that
  * ended unflagged), `stopped`.
  */
-import { parseArgs } from 'node:util';
 import type { ReconfigOutcome } from '@dysco/agent';
 import { type DyscoClient, connect } from '@dysco/agent/client';
+import { fail, readArgs, usageError } from '@dysco/agent/command-line';
 import { type FiveTuple, formatTuple } from '@dysco/protocol';
 import { Capture, type Enforcer, Ips, type IpsConfig, Log, parseConfig } from '@dysco-example/ips';
 
 const USAGE = 'usage: node classifier.js --socket PATH --ips ADDR --term TEXT [--term TEXT...] [--address ADDR]';
 
-function die(msg: string, code: number): never {
-  process.stderr.write(`classifier: ${msg}\n${USAGE}\n`);
-  process.exit(code);
-}
-
-let values: { socket?: string; ips?: string; term?: string[]; address?: string };
-try {
-  values = parseArgs({ options: { socket: { type: 'string' }, ips: { type: 'string' }, term: { type: 'string', multiple: true }, address: { type: 'string' } }, strict: true }).values;
-} catch (e) {
-  die((e as Error).message, 2);
-}
-if (!values.ips || !values.term?.length) die('--ips and at least one --term are required', 2);
+const values = readArgs('classifier', USAGE, { socket: { type: 'string' }, ips: { type: 'string' }, term: { type: 'string', multiple: true }, address: { type: 'string' } });
+if (!values.ips || !values.term?.length) usageError('--ips and at least one --term are required');
 const ipsBox = values.ips;
 
 const write = (rec: Record<string, unknown>) => process.stdout.write(`${JSON.stringify({ t: new Date().toISOString(), ...rec })}\n`);
@@ -48,7 +38,7 @@ let dysco: DyscoClient;
 try {
   dysco = await connect(values.socket ? { socket: values.socket } : {});
 } catch (e) {
-  die((e as Error).message, 1);
+  fail((e as Error).message);
 }
 const agent = dysco;
 const self = values.address ?? (await agent.call<{ address: string }>('ping')).address;
@@ -88,12 +78,12 @@ try {
   // no release: the classifier is the router, it stays on its sessions; a gap is not a reason to call the IPS
   config = parseConfig({ terms: values.term, releaseAfterBytes: 0, reassembly: { onGap: 'continue' }, pollMs: 500 }, 'classifier');
 } catch (e) {
-  die((e as Error).message, 2);
+  fail((e as Error).message, 2);
 }
 const engine = new Ips({ config, self, agent, enforcer: inserter, log });
 await agent.subscribe((e) => engine.onEvent(e));
 const device = Capture.deviceOf(self);
-if (!device) die(`no interface holds ${self}`, 1);
+if (!device) fail(`no interface holds ${self}`);
 let capture: Capture;
 try {
   capture = Capture.open({
@@ -109,7 +99,7 @@ try {
     },
   });
 } catch (e) {
-  die((e as Error).message, 1);
+  fail((e as Error).message);
 }
 await engine.refresh();
 const poll = setInterval(() => void engine.refresh(), config.pollMs);

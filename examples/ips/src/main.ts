@@ -7,13 +7,12 @@
  * sessions it has seen enough of, and writes one JSON line per event on
  * stdout (a `verdict` record per session).
  */
-import { parseArgs } from 'node:util';
 import type { AgentEvent, ReconfigOutcome, SessionInfo } from '@dysco/agent';
 import { AgentError, type DyscoClient, connect } from '@dysco/agent/client';
-import { readConfigFile } from '@dysco/agent/config-reader';
+import { fail, readArgs, readConfigOrFail, usageError } from '@dysco/agent/command-line';
 import { parseAddress } from '@dysco/protocol';
 import { Capture } from './capture.js';
-import { ConfigError, type IpsConfig, parseConfig } from './config.js';
+import { type IpsConfig, parseConfig } from './config.js';
 import { type AgentApi, Ips } from './ips.js';
 import { type Level, Log } from './log.js';
 import { NftEnforcer } from './nft.js';
@@ -25,52 +24,24 @@ const USAGE = `usage: node dist/main.js --config FILE [--socket PATH] [--address
   --interface IF     capture interface (default: the file's "interface", else the one holding ADDR)
   --log-level LEVEL  debug, info (default), warn or error`;
 
-function die(msg: string, code: number): never {
-  process.stderr.write(`ips: ${msg}\n`);
-  process.exit(code);
-}
-
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      socket: { type: 'string' },
-      address: { type: 'string' },
-      config: { type: 'string' },
-      interface: { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-}
-try {
-  args = parse();
-} catch (e) {
-  die(`${(e as Error).message}\n${USAGE}`, 2);
-}
-if (args.values.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-if (!args.values.config) die(`--config is required\n${USAGE}`, 2);
-const level = (args.values['log-level'] ?? 'info') as Level;
-if (!['debug', 'info', 'warn', 'error'].includes(level)) die(`--log-level: debug, info, warn or error, not ${level}`, 2);
-if (args.values.address !== undefined) {
+const args = readArgs('ips', USAGE, {
+  socket: { type: 'string' },
+  address: { type: 'string' },
+  config: { type: 'string' },
+  interface: { type: 'string' },
+  'log-level': { type: 'string' },
+});
+if (!args.config) usageError('--config is required');
+const level = (args['log-level'] ?? 'info') as Level;
+if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level: debug, info, warn or error, not ${level}`, 2);
+if (args.address !== undefined) {
   try {
-    parseAddress(args.values.address);
+    parseAddress(args.address);
   } catch {
-    die(`--address: not an IPv4 or IPv6 address: ${args.values.address}`, 2);
+    fail(`--address: not an IPv4 or IPv6 address: ${args.address}`, 2);
   }
 }
-
-let config: IpsConfig;
-try {
-  config = readConfigFile(args.values.config, parseConfig);
-} catch (e) {
-  if (e instanceof ConfigError) die(e.message, 2);
-  throw e;
-}
+const config: IpsConfig = readConfigOrFail(args.config, parseConfig);
 
 const log = new Log(undefined, level);
 
@@ -149,24 +120,24 @@ class AgentLink implements AgentApi {
 }
 
 let ips: Ips | undefined;
-const link = new AgentLink(args.values.socket, (e) => ips?.onEvent(e));
+const link = new AgentLink(args.socket, (e) => ips?.onEvent(e));
 let agentAddress: string;
 try {
   agentAddress = (await link.start()).address;
 } catch (e) {
-  die((e as Error).message, 1);
+  fail((e as Error).message);
 }
-const self = args.values.address ?? agentAddress;
+const self = args.address ?? agentAddress;
 if (self !== agentAddress) log.warn('--address differs from the agent\'s address; self-removal names this address', { address: self, agentAddress });
 
-const device = args.values.interface ?? config.interface ?? Capture.deviceOf(self);
-if (!device) die(`no interface holds ${self}; name one with --interface`, 1);
+const device = args.interface ?? config.interface ?? Capture.deviceOf(self);
+if (!device) fail(`no interface holds ${self}; name one with --interface`);
 
 let enforcer: NftEnforcer;
 try {
   enforcer = await NftEnforcer.create({ table: config.nftTable, action: config.block.action, holdSeconds: config.block.holdSeconds, blacklist: config.blacklist });
 } catch (e) {
-  die(`cannot set up nftables: ${(e as Error).message}`, 1);
+  fail(`cannot set up nftables: ${(e as Error).message}`);
 }
 
 const engine = new Ips({ config, self, agent: link, enforcer, log });
@@ -189,7 +160,7 @@ try {
   });
 } catch (e) {
   await enforcer.close();
-  die((e as Error).message, 1);
+  fail((e as Error).message);
 }
 await engine.refresh();
 const poll = setInterval(() => void engine.refresh(), config.pollMs);

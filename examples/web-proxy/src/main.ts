@@ -4,11 +4,10 @@
  * Runs the proxy on the host where the sessions are redirected to it. It
  * writes one JSON line per request (and a few about itself) on stdout.
  */
-import { parseArgs } from 'node:util';
 import type { Socket } from 'node:net';
 import { AgentError, type DyscoClient, connect } from '@dysco/agent/client';
-import { readConfigFile } from '@dysco/agent/config-reader';
-import { ConfigError, DEFAULTS, type ProxyConfig, parseConfig } from './config.js';
+import { fail, readArgs, readConfigOrFail, usageError } from '@dysco/agent/command-line';
+import { DEFAULTS, type ProxyConfig, parseConfig } from './config.js';
 import { type DyscoApi, WebProxy } from './proxy.js';
 
 const USAGE = `usage: node dist/main.js [--socket PATH] [--listen PORT] [--config FILE] [--no-agent]
@@ -17,45 +16,15 @@ const USAGE = `usage: node dist/main.js [--socket PATH] [--listen PORT] [--confi
   --config FILE   configuration file (JSON; see the README)
   --no-agent      run without an agent: no splicing, no classifier`;
 
-function die(msg: string, code: number): never {
-  process.stderr.write(`web-proxy: ${msg}\n`);
-  process.exit(code);
-}
-
-let args: ReturnType<typeof parse>;
-function parse() {
-  return parseArgs({
-    options: {
-      socket: { type: 'string' },
-      listen: { type: 'string' },
-      config: { type: 'string' },
-      'no-agent': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-}
-try {
-  args = parse();
-} catch (e) {
-  die(`${(e as Error).message}\n${USAGE}`, 2);
-}
-if (args.values.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
-
-let config: ProxyConfig = DEFAULTS;
-if (args.values.config) {
-  try {
-    config = readConfigFile(args.values.config, parseConfig);
-  } catch (e) {
-    if (e instanceof ConfigError) die(e.message, 2);
-    throw e;
-  }
-}
-const port = args.values.listen !== undefined ? Number(args.values.listen) : (config.listen ?? 8080);
-if (!Number.isInteger(port) || port < 1 || port > 65535) die(`--listen: not a port: ${args.values.listen}\n${USAGE}`, 2);
+const args = readArgs('web-proxy', USAGE, {
+  socket: { type: 'string' },
+  listen: { type: 'string' },
+  config: { type: 'string' },
+  'no-agent': { type: 'boolean' },
+});
+const config: ProxyConfig = args.config ? readConfigOrFail(args.config, parseConfig) : DEFAULTS;
+const port = args.listen !== undefined ? Number(args.listen) : (config.listen ?? 8080);
+if (!Number.isInteger(port) || port < 1 || port > 65535) usageError(`--listen: not a port: ${args.listen}`);
 
 /**
  * The agent, reconnected on the next call after it went away (an agent
@@ -98,12 +67,12 @@ class AgentLink implements DyscoApi {
 }
 
 let dysco: AgentLink | undefined;
-if (!args.values['no-agent']) {
-  dysco = new AgentLink(args.values.socket);
+if (!args['no-agent']) {
+  dysco = new AgentLink(args.socket);
   try {
     await dysco.connect();
   } catch (e) {
-    die(`${(e as Error).message} (or run with --no-agent)`, 1);
+    fail(`${(e as Error).message} (or run with --no-agent)`);
   }
 }
 
@@ -113,12 +82,12 @@ try {
   proxy.info('listening', {
     port: addr.port,
     address: addr.address,
-    agent: dysco ? (args.values.socket ?? process.env.DYSCO_SOCKET ?? '/run/dysco/agent.sock') : null,
+    agent: dysco ? (args.socket ?? process.env.DYSCO_SOCKET ?? '/run/dysco/agent.sock') : null,
     splice: dysco && config.splice.enabled ? { threshold: config.splice.threshold, keepAlive: config.splice.keepAlive } : false,
     inspectVia: dysco ? config.inspect.via : [],
   });
 } catch (e) {
-  die(`cannot listen on port ${port}: ${(e as Error).message}`, 1);
+  fail(`cannot listen on port ${port}: ${(e as Error).message}`);
 }
 
 let stopping = false;
