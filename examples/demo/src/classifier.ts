@@ -86,18 +86,7 @@ const device = Capture.deviceOf(self);
 if (!device) fail(`no interface holds ${self}`);
 let capture: Capture;
 try {
-  capture = Capture.open({
-    device,
-    filter: `tcp and dst host ${self}`,
-    bufferBytes: config.captureBufferBytes,
-    onSegment: (s) => {
-      try {
-        engine.onSegment(s);
-      } catch (e) {
-        log.error('internal error on a packet', { error: (e as Error).message });
-      }
-    },
-  });
+  capture = Capture.forEngine({ device, address: self, bufferBytes: config.captureBufferBytes, engine, log });
 } catch (e) {
   fail((e as Error).message);
 }

@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import type { Log } from './log.js';
 import { type LinkType, type TcpSegment, decodeTcp } from './packet.js';
 
 interface CapHandle extends EventEmitter {
@@ -83,6 +84,28 @@ export class Capture {
 
   static open(o: CaptureOptions): Capture {
     return new Capture(o);
+  }
+
+  /**
+   * What a box's engine reads: the TCP packets arriving at the box's
+   * `address` on `device` (the subsessions from both of its neighbours
+   * carry that address as their destination), handed to
+   * `engine.onSegment`. The binding calls from native code, where an
+   * exception would end the process: one the engine throws is logged.
+   */
+  static forEngine(o: { device: string; address: string; bufferBytes: number; engine: { onSegment(s: TcpSegment): void }; log: Log }): Capture {
+    return new Capture({
+      device: o.device,
+      filter: `tcp and dst host ${o.address}`,
+      bufferBytes: o.bufferBytes,
+      onSegment: (s) => {
+        try {
+          o.engine.onSegment(s);
+        } catch (e) {
+          o.log.error('internal error on a packet', { error: (e as Error).message, stack: (e as Error).stack });
+        }
+      },
+    });
   }
 
   /** The interface that holds `address`, if any. */

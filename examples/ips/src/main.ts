@@ -144,20 +144,7 @@ const engine = new Ips({ config, self, agent: link, enforcer, log });
 ips = engine;
 let capture: Capture;
 try {
-  // packets arriving here: subsessions from both neighbours carry this box's address as their destination
-  capture = Capture.open({
-    device,
-    filter: `tcp and dst host ${self}`,
-    bufferBytes: config.captureBufferBytes,
-    onSegment: (s) => {
-      // the binding calls this from native code: an exception must not take the IPS down
-      try {
-        engine.onSegment(s);
-      } catch (e) {
-        log.error('internal error on a packet', { error: (e as Error).message, stack: (e as Error).stack });
-      }
-    },
-  });
+  capture = Capture.forEngine({ device, address: self, bufferBytes: config.captureBufferBytes, engine, log });
 } catch (e) {
   await enforcer.close();
   fail((e as Error).message);
