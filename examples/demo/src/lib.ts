@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { type Host, STREAM_TOOL } from '@dysco/agent/topology';
+import { type Host, STREAM_TOOL, eachLine } from '@dysco/agent/topology';
 import { type StreamReport, streamSha256 } from '@dysco/agent/tools/stream';
 
 const t0 = Date.now();
@@ -12,19 +12,6 @@ export function say(text: string): void {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Calls `on` with each line a child process prints on stdout. */
-export function lines(p: ChildProcess, on: (l: string) => void): void {
-  let buf = '';
-  p.stdout!.setEncoding('utf8');
-  p.stdout!.on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      on(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-}
 
 /** `p`, or a failure after `ms`: a step that goes wrong fails the demo soon instead of hanging it. */
 export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
@@ -53,7 +40,7 @@ export class Program {
     readonly proc: ChildProcess,
     onRecord?: (r: Rec) => void,
   ) {
-    lines(proc, (l) => {
+    eachLine(proc, (l) => {
       let r: Rec | undefined;
       if (l.startsWith('{')) {
         try {
@@ -196,10 +183,10 @@ export async function liveTransfer(client: Host, server: Host, o: TransferOption
     new Promise<StreamReport>((resolve, reject) => {
       let err = '';
       p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      lines(p, (l) => l.startsWith('{') && resolve(JSON.parse(l) as StreamReport));
+      eachLine(p, (l) => l.startsWith('{') && resolve(JSON.parse(l) as StreamReport));
       p.once('exit', (code) => setTimeout(() => reject(new Error(`${what} ended (${code}) without a report${err ? `: ${err.trim()}` : ''}`)), 100));
     });
-  const ready = new Promise<void>((r) => lines(srv, (l) => l === 'listening' && r()));
+  const ready = new Promise<void>((r) => eachLine(srv, (l) => l === 'listening' && r()));
   const serverReport = report(srv, 'the transfer server');
   // a transfer that is cut, or that a failed step leaves behind, must not end the demo with an unhandled rejection
   serverReport.catch(() => undefined);
@@ -211,7 +198,7 @@ export async function liveTransfer(client: Host, server: Host, o: TransferOption
   let last: [number, number] = [0, 0];
   let local = '';
   const connected = new Promise<void>((r) =>
-    lines(cli, (l) => {
+    eachLine(cli, (l) => {
       if (l.startsWith('connected ')) {
         local = l.slice(10);
         r();

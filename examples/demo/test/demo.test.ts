@@ -11,26 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { Topology } from '@dysco/agent/topology';
+import { Capture } from '@dysco-example/ips';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-
-/** Why the demo cannot run here, or undefined when it can. */
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, BPF, nftables, packet capture)';
-  for (const [bin, pkg] of [['nsenter', 'util-linux'], ['curl', 'curl'], ['nft', 'nftables'], ['ip', 'iproute2']] as const) {
-    if (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0) return `needs ${bin} (${pkg})`;
-  }
-  const xdp = '@dysco/xdp';
-  const { objectPath } = (await import(xdp)) as { objectPath: () => string };
-  if (!existsSync(objectPath())) return `the data plane is not built (${objectPath()} missing: node packages/xdp/build.mjs)`;
-  try {
-    const cap = 'cap';
-    await import(cap);
-  } catch (e) {
-    return `the capture binding does not load: ${(e as Error).message}`;
-  }
-  return undefined;
-}
 
 interface Run {
   readonly child: ChildProcess;
@@ -81,7 +65,13 @@ t.test('usage errors: status 2 before anything is built', async (t) => {
   t.match(size.stderr, /--boxes 2\.\.4/);
 });
 
-const skip = await skipReason();
+// the demo also runs curl, nftables and the IPS's capture
+const skip =
+  (await Topology.unavailable([
+    ['curl', 'curl'],
+    ['nft', 'nftables'],
+    ['ip', 'iproute2'],
+  ])) ?? Capture.unavailable();
 
 t.test('the quick demo: every scenario with its reconfigurations, the plot, nothing left behind', skip ? { skip } : {}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dysco-demo-test-'));

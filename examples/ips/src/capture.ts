@@ -108,6 +108,16 @@ export class Capture {
     });
   }
 
+  /** Why packets cannot be captured here (the binding does not load), or undefined when they can. */
+  static unavailable(): string | undefined {
+    try {
+      loadCap();
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
   /** The interface that holds `address`, if any. */
   static deviceOf(address: string): string | undefined {
     return loadCap().Cap.findDevice(address);

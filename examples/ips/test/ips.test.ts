@@ -14,50 +14,23 @@
  * 4. the same, with a term late in the stream: found mid-stream by the
  *    inserted IPS, the transfer is cut.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
 import type { Test } from 'tap';
-import { type Host, STREAM_TOOL, Topology } from '@dysco/agent/topology';
+import { type Host, STREAM_TOOL, Topology, eachLine } from '@dysco/agent/topology';
 import { type StreamReport, streamSha256 } from '@dysco/agent/tools/stream';
+import { Capture } from '../dist/capture.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const PEERS = fileURLToPath(new URL('./peers.js', import.meta.url));
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, BPF, nftables, packet capture)';
-  if (!existsSync('/usr/bin/nsenter') && !existsSync('/bin/nsenter')) return 'needs nsenter (util-linux)';
-  if (!existsSync('/usr/sbin/nft')) return 'needs nft (nftables)';
-  const xdp = '@dysco/xdp';
-  const { objectPath } = (await import(xdp)) as { objectPath: () => string };
-  if (!existsSync(objectPath())) return `the data plane is not built (${objectPath()} missing: node packages/xdp/build.mjs)`;
-  try {
-    const cap = 'cap';
-    await import(cap);
-  } catch (e) {
-    return `the capture binding does not load: ${(e as Error).message}`;
-  }
-  return undefined;
-}
-
-const skip = await skipReason();
+// the IPS also needs nftables and its capture binding
+const skip = (await Topology.unavailable([['nft', 'nftables']])) ?? Capture.unavailable();
 const opts = skip ? { skip } : {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Lines a child process prints, as they come; `onLine` sees each one. */
-function lines(p: ChildProcess, onLine: (l: string) => void): void {
-  let buf = '';
-  p.stdout!.setEncoding('utf8');
-  p.stdout!.on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      onLine(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-}
 
 async function until<T>(what: string, probe: () => T | undefined | false, ms = 15_000): Promise<T> {
   for (const end = Date.now() + ms; ; ) {
@@ -87,7 +60,7 @@ class IpsProcess {
     const file = join(dir, `ips-${h.name}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2));
     const ips = new IpsProcess(h.node(MAIN, ['--socket', h.socket, '--address', h.address, '--config', file]));
-    lines(ips.proc, (l) => {
+    eachLine(ips.proc, (l) => {
       try {
         ips.records.push(JSON.parse(l) as Rec);
       } catch {
@@ -133,7 +106,7 @@ function peer(h: Host, args: string[]): { ready: Promise<void>; result: Promise<
   let last: Record<string, unknown> | undefined;
   p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const result = new Promise<Record<string, unknown>>((resolve, reject) => {
-    lines(p, (l) => {
+    eachLine(p, (l) => {
       if (l === 'listening') return ready();
       last = JSON.parse(l) as Record<string, unknown>;
       if (last.final) resolve(last);
@@ -157,7 +130,7 @@ async function transfer(client: Host, server: Host, o: { bytes: number; rate: nu
     new Promise<StreamReport>((resolve, reject) => {
       let err = '';
       p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      lines(p, (l) => (l.startsWith('{') ? resolve(JSON.parse(l) as StreamReport) : first(l)));
+      eachLine(p, (l) => (l.startsWith('{') ? resolve(JSON.parse(l) as StreamReport) : first(l)));
       p.once('exit', (code) => reject(new Error(`stream tool exited (${code}) without a report: ${err}`)));
     });
   let listening!: () => void;

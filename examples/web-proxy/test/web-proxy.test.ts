@@ -7,42 +7,18 @@
  * a small node:http origin.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { type Host, Topology } from '@dysco/agent/topology';
+import { type Host, Topology, eachLine } from '@dysco/agent/topology';
 import { CHUNKED_BODY, PAGE, pattern } from '../dist/origin.js';
 
 const ORIGIN = fileURLToPath(new URL('../dist/origin.js', import.meta.url));
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const BIG = 20 * 1024 * 1024;
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, BPF)';
-  if (!existsSync('/usr/bin/nsenter') && !existsSync('/bin/nsenter')) return 'needs nsenter (util-linux)';
-  if (!existsSync('/usr/bin/curl')) return 'needs curl';
-  if (!existsSync('/usr/sbin/nft')) return 'needs nft (nftables)';
-  const xdp = '@dysco/xdp';
-  const { objectPath } = (await import(xdp)) as { objectPath: () => string };
-  if (!existsSync(objectPath())) return `the data plane is not built (${objectPath()} missing: node packages/xdp/build.mjs)`;
-  return undefined;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Lines a child process prints, as they come. */
-function lines(p: import('node:child_process').ChildProcess, into: string[]): void {
-  let buf = '';
-  p.stdout!.setEncoding('utf8');
-  p.stdout!.on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      into.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-}
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   for (const end = Date.now() + ms; !cond(); ) {
@@ -67,7 +43,10 @@ interface SessionView {
   right?: { agent: string };
 }
 
-const skip = await skipReason();
+const skip = await Topology.unavailable([
+  ['curl', 'curl'],
+  ['nft', 'nftables'],
+]);
 
 t.test('the web proxy on live sessions: cache, filter, chunked relay, classifier, splice', skip ? { skip } : {}, async (t) => {
   const bed = Topology.create({ hosts: ['client', 'proxy', { name: 'box', router: true }, 'server'] });
@@ -85,7 +64,7 @@ t.test('the web proxy on live sessions: cache, filter, chunked relay, classifier
 
   const originLines: string[] = [];
   const origin = server.node(ORIGIN, ['--port', '80']);
-  lines(origin, originLines);
+  eachLine(origin, (l) => originLines.push(l));
   await until('the origin server', () => originLines.includes('listening 80'));
   const originCount = (prefix: string) =>
     originLines.filter((l) => l.startsWith('{') && (JSON.parse(l) as { url: string }).url.startsWith(prefix)).length;
@@ -102,7 +81,7 @@ t.test('the web proxy on live sessions: cache, filter, chunked relay, classifier
   const proxyLines: string[] = [];
   let proxyErr = '';
   const app = proxy.node(MAIN, ['--socket', proxy.socket, '--listen', '8080', '--config', cfgFile]);
-  lines(app, proxyLines);
+  eachLine(app, (l) => proxyLines.push(l));
   app.stderr!.on('data', (d: Buffer) => (proxyErr += d.toString()));
   const logs = () => proxyLines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const records = () => logs().filter((r) => r.msg === 'request');

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,22 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const DYSCO_BIN = join(here, '..', 'bin', 'dysco.js');
 /** The paced transfer tool (tools/stream.ts). */
 export const STREAM_TOOL = join(here, 'tools', 'stream.js');
+
+/**
+ * Calls `on` with each line a process prints on stdout, without its
+ * newline, as the lines come (the last one only once it is complete).
+ */
+export function eachLine(p: ChildProcess, on: (line: string) => void): void {
+  let buf = '';
+  p.stdout!.setEncoding('utf8');
+  p.stdout!.on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      on(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  });
+}
 
 export function sh(cmd: string): string {
   const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
@@ -208,6 +224,28 @@ export class Topology {
     this.tag = tag;
     this.dir = join('/tmp', `dysco-bed-${tag}`);
     this.sw = `dysco-sw-${tag}`;
+  }
+
+  /**
+   * Why a bed cannot be built here, or undefined when it can: it needs
+   * root, nsenter, the compiled data plane, and the `commands` its
+   * programs run, each named with the package that has it
+   * (`[['nft', 'nftables']]`). For a test's `skip`.
+   */
+  static async unavailable(commands: readonly (readonly [string, string])[] = []): Promise<string | undefined> {
+    if (process.getuid?.() !== 0) return 'needs root (network namespaces, BPF)';
+    for (const [bin, pkg] of [['nsenter', 'util-linux'] as const, ...commands]) {
+      if (spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status !== 0) return `needs ${bin} (${pkg})`;
+    }
+    let objectPath: () => string;
+    try {
+      // loaded only here: it loads libbpf
+      ({ objectPath } = await import('@dysco/xdp'));
+    } catch (e) {
+      return `the data plane does not load: ${(e as Error).message}`;
+    }
+    if (!existsSync(objectPath())) return `the data plane is not built (${objectPath()} missing: node packages/xdp/build.mjs)`;
+    return undefined;
   }
 
   /** Builds the bed: a switch namespace with a bridge, and one namespace per host with a veth on it. */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { objectPath } from '@dysco/xdp';
-import { type Host, STREAM_TOOL } from '@dysco/agent/topology';
+import { type Host, STREAM_TOOL, eachLine } from '@dysco/agent/topology';
 import type { StreamReport } from '@dysco/agent/tools/stream';
 
 /** Why a test needing root, namespaces and the compiled programs cannot run here, or undefined when it can. */
@@ -18,25 +18,13 @@ export interface Transfer {
   readonly connected: Promise<string>;
 }
 
-function lines(p: import('node:child_process').ChildProcess, onLine: (l: string) => void): void {
-  let buf = '';
-  p.stdout!.setEncoding('utf8');
-  p.stdout!.on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      onLine(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
-}
-
 function report(p: import('node:child_process').ChildProcess, what: string): { report: Promise<StreamReport>; first: Promise<string> } {
   let firstResolve!: (l: string) => void;
   const first = new Promise<string>((r) => (firstResolve = r));
   let err = '';
   p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const rep = new Promise<StreamReport>((resolve, reject) => {
-    lines(p, (l) => {
+    eachLine(p, (l) => {
       if (l.startsWith('{')) resolve(JSON.parse(l) as StreamReport);
       else firstResolve(l);
     });
