@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { atCleanup, machine, option, quick, ROOT, runMain, say, spawnHere } from './lib/common.mjs';
-import { barChart } from './lib/svg.mjs';
+import { barChart, lineChart } from './lib/svg.mjs';
 
 const ORDER = ['dataplane', 'protocol', 'scale', 'throughput', 'latency', 'setup', 'reconfig'];
 const only = option('only', ORDER.join(',')).split(',');
@@ -63,9 +63,10 @@ const f2 = (x) => (x === null || x === undefined ? '-' : Number(x).toFixed(2));
 const x2 = (x) => (x === null || x === undefined ? '-' : `${Number(x).toFixed(2)}×`);
 const yes = (b) => (b ? '**met**' : '**missed**');
 
-function plot(file, spec) {
+/** Writes a chart (a bar chart unless told) into the plots' folder; returns the markdown that shows it. */
+function plot(file, spec, chart = barChart) {
   mkdirSync(PLOTS, { recursive: true });
-  writeFileSync(join(PLOTS, file), barChart(spec));
+  writeFileSync(join(PLOTS, file), chart(spec));
   return `![${spec.title}](${relative(dirname(OUT), join(PLOTS, file))})`;
 }
 
@@ -155,13 +156,48 @@ const RENDER = {
   reconfig(r) {
     const d = r.durationsMs;
     const ops = Object.entries(d).filter(([, v]) => v.n > 0);
-    return [
-      `Durations at the requesting agent, request to outcome, on sessions carrying a paced transfer both ways (${(r.sequential.rateBytesPerSecond / 1e6).toFixed(0)} MB/s each way; the proxy splices 2 MB transfers).`,
+    const name = (k) => (k === 'splice' ? 'proxy splice' : k);
+    const out = [
+      `Durations at the requesting agent, request to outcome, on sessions carrying a paced transfer both ways (${(r.sequential.rateBytesPerSecond / 1e6).toFixed(0)} MB/s each way${r.impact ? `, one operation every ${r.impact.gapMs} ms` : ''}; the proxy splices ${((r.splice.bytesEach ?? 2e6) / 1e6).toFixed(0)} MB transfers at ${((r.splice.rateBytesPerSecond ?? 4e6) / 1e6).toFixed(0)} MB/s).`,
       '',
-      md(['operation', 'runs', 'p50 ms', 'p99 ms', 'min ms', 'max ms'], ops.map(([k, v]) => [k === 'splice' ? 'proxy splice' : k, v.n, f2(v.p50), f2(v.p99), f2(v.min), f2(v.max)])),
+      md(['operation', 'runs', 'p50 ms', 'p99 ms', 'min ms', 'max ms'], ops.map(([k, v]) => [name(k), v.n, f2(v.p50), f2(v.p99), f2(v.min), f2(v.max)])),
       '',
-      plot('reconfig.svg', { title: 'Reconfiguration duration, p50 and p99', unit: 'ms', groups: ops.map(([k, v]) => ({ label: k === 'splice' ? 'proxy splice' : k, bars: [{ series: 'p50', value: v.p50 }, { series: 'p99', value: v.p99 }] })), series: ['p50', 'p99'] }),
+      plot('reconfig.svg', { title: 'Reconfiguration duration, p50 and p99', unit: 'ms', groups: ops.map(([k, v]) => ({ label: name(k), bars: [{ series: 'p50', value: v.p50 }, { series: 'p99', value: v.p99 }] })), series: ['p50', 'p99'] }),
       '',
+    ];
+    if (r.durationTargets) {
+      const t = r.durationTargets;
+      out.push(`Targets: p50 ≤ 1 ms for every operation: ${yes(t.p50.met)} (highest ${f2(t.p50.highestMs)} ms, ${name(t.p50.kind)}); p99 ≤ 5 ms: ${yes(t.p99.met)} (highest ${f2(t.p99.highestMs)} ms, ${name(t.p99.kind)}).`, '');
+    }
+    if (r.impact) {
+      const im = r.impact;
+      const label = { remove: 'remove', insert: 'insert', replace: 'replace', none: 'none: same transfers, no reconfiguration', splice: 'proxy splice', relayed: 'none: proxy relaying, no splice' };
+      const tf = im.transfers;
+      out.push(
+        `What one reconfiguration does to the transfer it carries, from ${im.windowMs.before} ms before the request to ${im.windowMs.after} ms after the outcome, in the worse direction. Each end reports the bytes it has received every ${im.intervalMs} ms. *Dip*: the lowest throughput of one interval, over the median interval throughput of the whole transfer (1 = no dip, 0 = an interval without a byte); *dip ${im.smoothMs} ms*: the same over ${im.smoothMs} ms; *stall*: the longest run of intervals without a byte. The rows *none* are windows at the same places on transfers that are not reconfigured: what the bed does by itself. *Retransmitted*: both end sockets' TCP_INFO (\`ss -ti\`: retransmitted segments, \`bytes_retrans\`) from the previous window's end (${im.gapMs} ms before) to this one's; for the splice, from the start of the transfer.`,
+        '',
+        md(['operation', 'runs', 'dip p50', `dip ${im.smoothMs} ms p50`, 'p10', 'stall p50 ms', 'p90', 'max', 'segments retransmitted', 'bytes retransmitted', 'segments per run', 'bytes per run', 'runs with any'],
+          Object.entries(im.kinds).map(([k, f]) => [label[k] ?? k, f.runs, f2(f.dipP50), f2(f.dipSmoothP50), f2(f.dipSmoothP10), f.stallP50Ms ?? '-', f.stallP90Ms ?? '-', f.stallMaxMs ?? '-', f.retransSegs, f.retransBytes, f.retransSegsPerRun, f.retransBytesPerRun, f.runsWithRetrans])),
+        '',
+        `Segments retransmitted by the TCP stacks of the hosts a transfer crosses (RetransSegs in each namespace's /proc/net/snmp, before and after each transfer): ${tf.sequential.perTransfer} per ${tf.sequential.seconds} s transfer with reconfigurations (${tf.sequential.transfers} transfers), ${tf.baseline.perTransfer} without (${tf.baseline.transfers}); ${tf.splice.perTransfer} per spliced ${tf.splice.seconds} s transfer (${tf.splice.transfers}), ${tf.relayed.perTransfer} relayed without splicing (${tf.relayed.transfers}).`,
+        '',
+      );
+    }
+    const shown = Object.entries(r.plots ?? {}).filter(([, p]) => p);
+    if (shown.length) {
+      out.push(`Throughput around one reconfiguration of each kind (the run whose ${r.impact.smoothMs} ms dip is the median of its kind), per ${r.impact.intervalMs} ms interval, both directions; time from the request:`, '');
+      out.push(shown.map(([k, p]) => plot(`reconfig-${k}.svg`, {
+        title: `${name(k)}${p.durationMs !== null && p.durationMs !== undefined ? ` (${f2(p.durationMs)} ms)` : ''}: ${r.impact.smoothMs} ms dip ${f2(p.dipSmooth)}, stall ${p.stallMs} ms`,
+        xUnit: 'ms from the request',
+        unit: 'MB/s',
+        series: [{ name: 'client → server', points: p.up }, { name: 'server → client', points: p.down }],
+        markers: [{ x: 0, label: 'request' }, { x: p.doneMs, label: 'outcome' }],
+        reference: { value: p.typicalMBps, label: 'median' },
+        xMin: -200,
+        xMax: 400,
+      }, lineChart)).join(' '), '');
+    }
+    out.push(
       `Sequential: ${r.sequential.transfers} transfers, ${(r.sequential.bytes / 1e6).toFixed(0)} MB, **${r.sequential.bytesLost} bytes lost**, longest stall ${r.sequential.maxStallMs} ms, ${r.sequential.busyRetries} requests retried as busy, ${r.sequential.aborted.length} aborted${r.sequential.problems.length ? `; problems: ${r.sequential.problems.join('; ')}` : ''}.`,
       `Splice: ${r.splice.runs} transfers, **${r.splice.bytesLost} bytes lost**, longest stall ${r.splice.maxStallMs} ms, ${r.splice.notSpliced.length} not spliced${r.splice.problems.length ? `; problems: ${r.splice.problems.join('; ')}` : ''}.`,
       '',
@@ -172,7 +208,8 @@ const RENDER = {
       `Median ${r.concurrent.medianPerSecond} reconfigurations completed per second; **${r.concurrent.bytesLost} bytes lost** of ${(r.concurrent.bytes / 1e6).toFixed(1)} MB; ${r.concurrent.busyRetries} retried as busy; ${r.concurrent.aborted.length} aborted${r.concurrent.problems.length ? `; problems: ${r.concurrent.problems.join('; ')}` : ''}.`,
       '',
       `Target: no byte lost: ${yes(r.target.met)}.`,
-    ].join('\n');
+    );
+    return out.join('\n');
   },
   scale(r) {
     const fs = r.figures;
@@ -221,6 +258,12 @@ function summaryRows(results) {
   if (by.latency) rows.push(['latency', 'Dysco (TC) p50 ≤ 1.10× plain routing', `highest ${x2(by.latency.target.highestP50Ratio)} (one CPU), ${x2(by.latency.target.highestP50RatioSplit)} (two CPUs)`, yes(by.latency.target.met)]);
   if (by.setup) rows.push(['setup', 'Dysco (TC) ≥ 0.8× plain routing', `lowest ${x2(by.setup.target.lowestRatio)}`, yes(by.setup.target.met)]);
   if (by.reconfig) rows.push(['reconfig', 'no byte lost', `${by.reconfig.target.bytesLost} bytes lost`, yes(by.reconfig.target.met)]);
+  if (by.reconfig?.durationTargets) {
+    const t = by.reconfig.durationTargets;
+    const op = (k) => (k === 'splice' ? 'proxy splice' : k);
+    rows.push(['reconfig', 'p50 ≤ 1 ms (every operation)', `highest ${f2(t.p50.highestMs)} ms (${op(t.p50.kind)})`, yes(t.p50.met)]);
+    rows.push(['reconfig', 'p99 ≤ 5 ms (every operation)', `highest ${f2(t.p99.highestMs)} ms (${op(t.p99.kind)})`, yes(t.p99.met)]);
+  }
   if (by.scale) rows.push(['scale', '1M sessions, packet cost within 20%', `highest ${x2(by.scale.target.highestRatio)} (repeated runs); single runs up to ${x2(by.scale.target.warmHighestRatio)} (64 sessions), ${x2(by.scale.target.spreadHighestRatio)} (random sessions)`, yes(by.scale.target.met)]);
   return rows;
 }
