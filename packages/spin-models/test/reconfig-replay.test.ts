@@ -1,3 +1,4 @@
+import { privateModelsDir } from './models-dir.js';
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -33,6 +34,7 @@ import { spinAvailable } from '../dist/runner.js';
 // agree. A model that diverges is caught (the last test).
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const models = privateModelsDir(root);
 
 const LA = ['OnePath', 'Requesting', 'SettingUp', 'TwoPaths', 'Canceling'];
 const RA: Record<number, string> = { 0: 'OnePath', 3: 'TwoPaths', 5: 'Requested', 6: 'Waiting' };
@@ -84,7 +86,7 @@ export interface Config {
 
 function trace(seed: number, cfg: Config, extra: readonly string[] = []): Step[] {
   const out = spawnSync('spin', ['-DTRACE', '-DK=1', ...cfg.defines, ...extra, `-n${seed}`, '-u100000', 'reconfig.pml'], {
-    cwd: join(root, 'models'),
+    cwd: models,
     encoding: 'utf8',
   });
   if (out.error || (out.status !== 0 && !out.stdout.includes('@@@'))) throw new Error(`spin simulation failed: ${out.stderr}${out.error?.message ?? ''}`);

@@ -1,3 +1,4 @@
+import { privateModelsDir } from './models-dir.js';
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import { spinAvailable } from '../dist/runner.js';
 // last test replays a deliberately different model).
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const models = privateModelsDir(root);
 const N = 4;
 const NONE = 255;
 const Lof = (r: number) => r; // locking.pml's init: request r spans agents r .. r+2
@@ -31,7 +33,7 @@ interface Step {
 }
 
 function trace(seed: number, defines: string[] = []): Step[] {
-  const out = spawnSync('spin', ['-DTRACE', ...defines, `-n${seed}`, '-u20000', 'locking.pml'], { cwd: join(root, 'models'), encoding: 'utf8' });
+  const out = spawnSync('spin', ['-DTRACE', ...defines, `-n${seed}`, '-u20000', 'locking.pml'], { cwd: models, encoding: 'utf8' });
   // a model's own assertion may end a simulation early (the mutant): its steps up to there still count
   if (out.error || (out.status !== 0 && !out.stdout.includes('@@@'))) throw new Error(`spin simulation failed: ${out.stderr}${out.error?.message ?? ''}`);
   return out.stdout
