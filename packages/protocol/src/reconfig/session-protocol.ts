@@ -109,6 +109,30 @@ function fromPlain(v: unknown): unknown {
   return v;
 }
 
+/**
+ * The machines of one retry policy and their initial snapshots, built once
+ * and shared by every session that uses the policy: a machine definition is
+ * tens of kilobytes, and an agent holds a protocol for each of up to millions
+ * of sessions. Sharing is safe because transitions never change a snapshot,
+ * they return a new one.
+ */
+const MACHINES = new WeakMap<RetryPolicy, ReturnType<typeof buildMachines>>();
+
+function buildMachines(retry: RetryPolicy) {
+  const leftM = leftAnchorMachine(retry);
+  const rightM = rightAnchorMachine(retry);
+  return { leftM, rightM, lockS: initialTransition(lockMachine)[0], leftS: initialTransition(leftM)[0], rightS: initialTransition(rightM)[0] };
+}
+
+function machinesFor(retry: RetryPolicy): ReturnType<typeof buildMachines> {
+  let m = MACHINES.get(retry);
+  if (!m) {
+    m = buildMachines(retry);
+    MACHINES.set(retry, m);
+  }
+  return m;
+}
+
 /** A machine's snapshot as value and context; the retry policy comes from the restoring agent. */
 function machineState(s: { value: unknown; context: unknown }): unknown {
   const { retry: _retry, ...context } = s.context as Record<string, unknown>;
@@ -170,11 +194,12 @@ export class SessionProtocol {
     this.right = o.right;
     this.ownDeltas = o.ownDeltas ?? ZERO_DELTAS;
     this.retry = o.retry ?? DEFAULT_RETRY;
-    this.leftM = leftAnchorMachine(this.retry);
-    this.rightM = rightAnchorMachine(this.retry);
-    this.lockS = initialTransition(this.lockM)[0];
-    this.leftS = initialTransition(this.leftM)[0];
-    this.rightS = initialTransition(this.rightM)[0];
+    const m = machinesFor(this.retry);
+    this.leftM = m.leftM;
+    this.rightM = m.rightM;
+    this.lockS = m.lockS;
+    this.leftS = m.leftS;
+    this.rightS = m.rightS;
   }
 
   // ---- observation -------------------------------------------------------
@@ -846,7 +871,7 @@ export class SessionProtocol {
     // leaving the path through someone else's reconfiguration: our own request cannot happen any more
     if (this.selfRequest) this.endSelfRequest('aborted', 'busy', out);
     this.newPathRelay = undefined;
-    this.lockS = initialTransition(this.lockM)[0];
+    this.lockS = machinesFor(this.retry).lockS;
     this.departed = true;
     this.forwarding = { requester: key(requester), reconfigId, left: this.left, right: this.right };
     this.left = undefined;
