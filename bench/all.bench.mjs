@@ -4,8 +4,11 @@
 // (docs/benchmarks/*.svg) for the machine it ran on.
 //
 // Options: --only a,b (a subset, in this order), --out FILE (default
-// docs/benchmarks.md; the plots go to a folder named after it).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// docs/benchmarks.md; the plots go to a folder named after it), --merge
+// (keep the results of the benchmarks not run now from the previous run's
+// results.json in that folder, each shown with the time it ran: to run one
+// benchmark again after a fix without running all of them).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { atCleanup, machine, option, quick, ROOT, runMain, say, spawnHere } from './lib/common.mjs';
 import { barChart, lineChart } from './lib/svg.mjs';
@@ -47,7 +50,7 @@ function runOne(name) {
         result = undefined;
       }
       const text = out.split('\n').filter((l) => !l.startsWith('RESULT ')).join('\n').trim();
-      resolvePromise({ name, code: code ?? (signal ? 128 : -1), text, errors: err.trim(), result, seconds: Math.round((Date.now() - t0) / 1000) });
+      resolvePromise({ name, code: code ?? (signal ? 128 : -1), text, errors: err.trim(), result, seconds: Math.round((Date.now() - t0) / 1000), ranAt: new Date(t0).toISOString() });
     });
   });
 }
@@ -299,7 +302,7 @@ function document(results, m) {
     if (RENDER[r.name] && r.result) parts.push(RENDER[r.name](r.result));
     else parts.push(['```', r.text, '```'].join('\n'));
     parts.push('');
-    parts.push(`<sub>\`npm run bench -- ${r.name}${quick ? ' --quick' : ''}\`: ${r.seconds} s${r.code !== 0 ? `, exit ${r.code}` : ''}</sub>`);
+    parts.push(`<sub>\`npm run bench -- ${r.name}${quick ? ' --quick' : ''}\`: ${r.seconds} s${r.code !== 0 ? `, exit ${r.code}` : ''}${r.ranAt ? `, started ${r.ranAt.slice(0, 16).replace('T', ' ')} UTC` : ''}</sub>`);
     parts.push('');
   }
   return `${parts.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`;
@@ -310,17 +313,26 @@ async function main() {
   const unknown = only.filter((n) => !ORDER.includes(n));
   if (unknown.length) throw new Error(`unknown benchmarks: ${unknown.join(', ')} (known: ${ORDER.join(', ')})`);
   const m = machine();
-  const results = [];
+  const ran = [];
   for (const name of names) {
     say(`=== ${name}${quick ? ' --quick' : ''}`);
     const r = await runOne(name);
     say(`=== ${name}: exit ${r.code} after ${r.seconds} s`);
-    results.push(r);
+    ran.push(r);
   }
+  const saved = join(PLOTS, 'results.json');
+  let kept = [];
+  if (process.argv.includes('--merge') && existsSync(saved)) {
+    kept = JSON.parse(readFileSync(saved, 'utf8')).filter((r) => !names.includes(r.name));
+    say(`kept from the previous run: ${kept.map((r) => r.name).join(', ') || 'nothing'}`);
+  }
+  const results = [...kept, ...ran].sort((a, b) => ORDER.indexOf(a.name) - ORDER.indexOf(b.name));
+  mkdirSync(PLOTS, { recursive: true });
+  writeFileSync(saved, `${JSON.stringify(results, null, 1)}\n`);
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, document(results, m));
   say(`written: ${relative(process.cwd(), OUT) || OUT}`);
-  const failed = results.filter((r) => r.code !== 0 && !r.result);
+  const failed = ran.filter((r) => r.code !== 0 && !r.result);
   if (failed.length) {
     say(`failed: ${failed.map((r) => r.name).join(', ')}`);
     process.exitCode = 1;

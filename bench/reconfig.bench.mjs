@@ -341,15 +341,22 @@ async function main() {
       for (const [kind, op] of ops) {
         const w = { kind };
         if (op) {
-          const o = await attempt(() => {
-            w.t0 = Date.now();
-            return op();
-          }, seq);
+          let o;
+          // an aborted operation leaves the path as it was: ask again (as an operator would), so that the
+          // next operation of the cycle finds the path it expects; only the completed one is measured
+          for (let tries = 0; ; tries++) {
+            o = await attempt(() => {
+              w.t0 = Date.now();
+              return op();
+            }, seq);
+            if (o.result === 'completed') break;
+            seq.aborted.push(`${kind}: ${o.reason}`);
+            if (tries === 9) throw new Error(`${kind} aborted ten times in a row (${o.reason})`);
+            await sleep(200);
+          }
           w.t1 = Date.now();
-          if (o.result === 'completed') {
-            durations[kind].push(o.durationMs);
-            w.durationMs = o.durationMs;
-          } else seq.aborted.push(`${kind}: ${o.reason}`);
+          durations[kind].push(o.durationMs);
+          w.durationMs = o.durationMs;
         } else w.t0 = w.t1 = Date.now();
         await sleepUntil(w.t1 + AFTER + 10);
         const now = await endsRetrans(h.client, h.server, p);
