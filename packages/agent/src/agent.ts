@@ -894,13 +894,23 @@ export class Agent extends EventEmitter {
 
   // ---- restart -------------------------------------------------------------------------
 
+  /**
+   * The state file is rewritten whole, which takes time proportional to the
+   * sessions held: it waits 50 ms after a change, or twenty times as long as
+   * the last write took, so that writing it never takes more than a twentieth
+   * of the agent's time however many sessions come and go. (Reconfigurations
+   * do not wait: their steps go to the journal at once.)
+   */
   private scheduleSave(): void {
     if (this.saveTimer || this.closed) return;
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
+      const t0 = performance.now();
       this.guard('save', () => this.save());
-    }, 50);
+      this.lastSaveMs = performance.now() - t0;
+    }, Math.max(50, 20 * this.lastSaveMs));
   }
+  private lastSaveMs = 0;
 
   private persisted(r: SessionRecord): PersistedSession {
     const busy = !r.proto.atRest;
