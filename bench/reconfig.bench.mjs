@@ -65,6 +65,7 @@ const SPLICE_RATE = 4_000_000;
 const SPLICE_BASELINES = Math.max(3, Math.round(SPLICES / 20));
 const SPLICE_PROXY = join(ROOT, 'packages', 'agent', 'dist-test', 'splice-proxy.js');
 const MANY = join(BENCH_DIR, 'tools', 'many.mjs');
+const OUTCOME_S = Number(option('outcome-timeout', 30)); // concurrent part: seconds to wait for one outcome
 
 /** Retries an operation the agent refuses because the session is still busy with the previous one. */
 async function attempt(op, stats) {
@@ -469,7 +470,16 @@ async function main() {
   const conc = { batches: [], retries: 0, aborted: [] };
   const batch = async (kind, op) => {
     const t0 = performance.now();
-    const outs = await Promise.all(ids.map((id) => attempt(() => op(id), conc).catch((e) => ({ result: 'aborted', reason: e.message }))));
+    // a reconfiguration without an outcome after OUTCOME_S is reported as such (and its session is stuck
+    // for the later batches), rather than holding the benchmark forever
+    const outs = await Promise.all(
+      ids.map((id) =>
+        Promise.race([
+          attempt(() => op(id), conc).catch((e) => ({ result: 'aborted', reason: e.message })),
+          sleep(OUTCOME_S * 1000).then(() => ({ result: 'aborted', reason: `no outcome within ${OUTCOME_S} s` })),
+        ]),
+      ),
+    );
     const wall = performance.now() - t0;
     const done = outs.filter((o) => o.result === 'completed');
     for (const o of outs) if (o.result !== 'completed') conc.aborted.push(`${kind}: ${o.reason}`);
