@@ -52,6 +52,9 @@ export interface SessionRecord {
   /** Agent-local identifier (what `dysco sessions` shows and commands take). */
   readonly id: number;
   proto: SessionProtocol;
+  /** Since when an anchor of this session has been sending on two paths (see checkDrains). */
+  twoPathsSince?: number | undefined;
+  drainWarned?: boolean | undefined;
   /** How this agent joined: by the session's SYN (originator, middlebox, last hop) or a reconfiguration's new path (relay). */
   role: 'originator' | 'middlebox' | 'lastHop' | 'relay';
   readonly createdAt: number;
@@ -207,6 +210,7 @@ export class Agent extends EventEmitter {
   private stopEvents: (() => void) | undefined;
   private reclaimTimer: NodeJS.Timeout | undefined;
   private saveTimer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
   /** Sessions changed by a reconfiguration since the last write of the state file (see JOURNAL_FILE). */
   private readonly journal = new Set<SessionRecord>();
   private attachments: Attachment[] = [];
@@ -295,6 +299,8 @@ export class Agent extends EventEmitter {
     const every = Math.max(1000, Math.min(30_000, (c.idleTimeout * 1000) / 4));
     this.reclaimTimer = setInterval(() => this.guard('reclaim', () => this.reclaimIdle()), every);
     this.reclaimTimer.unref();
+    this.drainTimer = setInterval(() => this.guard('drain', () => this.checkDrains()), 1000);
+    this.drainTimer.unref();
     this.log.info('agent started', {
       address: formatAddress(c.address),
       interfaces: c.interfaces,
@@ -554,6 +560,39 @@ export class Agent extends EventEmitter {
       this.dropRecord(rec, rec.ended ?? 'fin', true);
     }, this.config.closedLinger * 1000);
     rec.linger.unref();
+  }
+
+  /**
+   * Anchors sending on two paths learn that their old path drained from a
+   * data-plane event; once a second they also read the flag from the kernel's
+   * entry, so that a notification that never arrived cannot keep a
+   * reconfiguration waiting, and they say (once) when an old path has not
+   * drained for 10 s: what was cut off, and what the peer has acknowledged.
+   */
+  private checkDrains(): void {
+    for (const rec of this.sessions.values()) {
+      if (rec.proto.leftAnchorState !== 'TwoPaths' && rec.proto.rightAnchorState !== 'TwoPaths') {
+        rec.twoPathsSince = undefined;
+        rec.drainWarned = undefined;
+        continue;
+      }
+      for (const side of ['right', 'left'] as const) {
+        const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
+        if (state !== 'TwoPaths') continue;
+        const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
+        const tp = this.table.getEgress(key)?.twoPath;
+        if (tp?.drained) {
+          this.log.info('old path drained (read from the kernel)', { session: rec.id, side });
+          this.handle(rec, { type: 'oldPathDrained', side });
+          continue;
+        }
+        rec.twoPathsSince ??= Date.now();
+        if (Date.now() - rec.twoPathsSince > 10_000 && !rec.drainWarned) {
+          rec.drainWarned = true;
+          this.log.warn('old path not drained after 10 s', { session: rec.id, side, cutoff: tp?.seqCutoff, peerAcked: tp?.peerAckHigh, awaitingCutover: tp?.awaitingCutover ?? false, cutoffPending: tp?.cutoffPending ?? false });
+        }
+      }
+    }
   }
 
   private reclaimIdle(): void {
@@ -1065,6 +1104,7 @@ export class Agent extends EventEmitter {
     this.saveTimer = undefined;
     if (!opts.detach) this.guard('save', () => this.save());
     if (this.reclaimTimer) clearInterval(this.reclaimTimer);
+    if (this.drainTimer) clearInterval(this.drainTimer);
     for (const r of this.sessions.values()) {
       for (const t of r.timers.values()) clearTimeout(t);
       if (r.linger) clearTimeout(r.linger);

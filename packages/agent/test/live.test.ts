@@ -403,7 +403,7 @@ t.test('iperf3, unmodified, both directions at once: the box replaced and then r
   const srv = b.h.server!.spawn(['iperf3', '-s', '-p', '9000', '-1']);
   const srvDone = finished(srv);
   await sleep(500);
-  const cli = b.h.client!.spawn(['iperf3', '-c', b.h.server!.address, '-p', '9000', '-t', '6', '--bidir', '-b', '200M', '-J']);
+  const cli = b.h.client!.spawn(['iperf3', '-c', b.h.server!.address, '-p', '9000', '-t', '10', '--bidir', '-b', '200M', '-J']);
   const cliDone = finished(cli);
   let sessions: SessionView[] = [];
   for (let i = 0; i < 40 && !sessions.some((x) => x.right?.agent === b.h.box!.address && x.session.endsWith(':9000')); i++, await sleep(100)) sessions = sessionsAt(b.h.client!.agent!);
