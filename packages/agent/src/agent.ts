@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { type Socket as UdpSocket, createSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -139,7 +139,7 @@ const STATE_FILE = 'sessions.json';
  * a reconfiguration up from its very last step. It overrides STATE_FILE, and
  * is emptied by each write of STATE_FILE.
  */
-const JOURNAL_FILE = 'reconfiguring.json';
+const JOURNAL_FILE = 'reconfiguring.jsonl';
 /**
  * The anti-replay windows of the control port, rewritten after every accepted
  * message, so that a restarted agent refuses what it accepted before (a
@@ -688,7 +688,7 @@ export class Agent extends EventEmitter {
     if (actions.length > 0 && (!p.atRest || this.journal.has(rec) || p.departed)) {
       // a step of a reconfiguration: on disk before anything else happens
       this.journal.add(rec);
-      this.guard('journal', () => this.writeJournal());
+      this.guard('journal', () => this.writeJournal(rec));
     }
     if (p.gone) this.dropRecord(rec, 'departed', false);
     else if (actions.length > 0) this.scheduleSave();
@@ -985,9 +985,33 @@ export class Agent extends EventEmitter {
     rmSync(join(this.config.stateDir, JOURNAL_FILE), { force: true });
   }
 
-  /** Writes the sessions a reconfiguration changed since the last save (see JOURNAL_FILE). */
-  private writeJournal(): void {
-    this.writeAtomically(JOURNAL_FILE, JSON.stringify({ version: 1, nextSessionId: this.nextSessionId, sessions: [...this.journal].map((r) => this.persisted(r)) }));
+  /**
+   * Appends one session's state after a step of a reconfiguration (see
+   * JOURNAL_FILE): one line per step, the last line of a session wins, so a
+   * step costs the same however many sessions are being reconfigured at once.
+   */
+  private writeJournal(rec: SessionRecord): void {
+    mkdirSync(this.config.stateDir, { recursive: true });
+    appendFileSync(join(this.config.stateDir, JOURNAL_FILE), `${JSON.stringify({ nextSessionId: this.nextSessionId, session: this.persisted(rec) })}\n`);
+  }
+
+  /** The journal's lines in order (a line cut short by a kill is skipped). */
+  private readJournal(): { nextSessionId?: number; sessions?: PersistedSession[] } | undefined {
+    const file = join(this.config.stateDir, JOURNAL_FILE);
+    if (!existsSync(file)) return undefined;
+    const sessions: PersistedSession[] = [];
+    let nextSessionId = 0;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line) continue;
+      try {
+        const e = JSON.parse(line) as { nextSessionId?: number; session?: PersistedSession };
+        if (e.session) sessions.push(e.session);
+        if (typeof e.nextSessionId === 'number') nextSessionId = Math.max(nextSessionId, e.nextSessionId);
+      } catch {
+        this.log.warn('journal line unreadable, skipped', { file });
+      }
+    }
+    return { nextSessionId, sessions };
   }
 
   private loadReplayWindow(): void {
@@ -1013,7 +1037,7 @@ export class Agent extends EventEmitter {
       }
     };
     const base = read(STATE_FILE);
-    const journal = read(JOURNAL_FILE);
+    const journal = this.readJournal();
     if (!base && !journal) return;
     // the journal is newer than the state file for the sessions it names
     const byId = new Map<number, PersistedSession>();

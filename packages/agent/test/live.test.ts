@@ -218,9 +218,12 @@ t.test('the requesting agent killed in the middle of a reconfiguration: restarte
       await sleep(700);
       t.same(sessionsAt(client.agent!)[0]?.state?.leftAnchor, 'Requesting', 'the client is waiting for its lock');
       // each step is in the journal at once, and moves to the state file when that is rewritten
-      const onDisk = ['reconfiguring.json', 'sessions.json']
-        .filter((f) => existsSync(join(client.stateDir, f)))
-        .flatMap((f) => (JSON.parse(readFileSync(join(client.stateDir, f), 'utf8')) as { sessions: { session: string; protocol?: unknown }[] }).sessions);
+      const file = (f: string) => (existsSync(join(client.stateDir, f)) ? readFileSync(join(client.stateDir, f), 'utf8') : '');
+      type Saved = { session: string; protocol?: unknown };
+      const onDisk = [
+        ...(file('sessions.json') ? (JSON.parse(file('sessions.json')) as { sessions: Saved[] }).sessions : []),
+        ...file('reconfiguring.jsonl').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { session: Saved }).session),
+      ];
       t.ok(onDisk.some((s) => s.session === session && s.protocol), 'the protocol state of the session is on disk');
       await client.agent!.stop('SIGKILL');
       await request; // its connection died with the agent
@@ -365,7 +368,7 @@ t.test('an nftables NAT box on the chain: the session crosses it, and a box is i
   const nat = b.h.nat!;
   // source NAT of what the box forwards to the server: the tuple changes at the box
   nat.run(`nft add table ip nat && nft add chain ip nat post '{ type nat hook postrouting priority 100; }' && nft add rule ip nat post ip daddr ${b.h.server!.address} tcp dport 9000 snat to ${nat.address}:30000-30999`);
-  const bytes = 6_000_000;
+  const bytes = 16_000_000; // 8 s: both reconfigurations must happen while it runs, also on a loaded machine
   const tr = await transfer(b.h.client!, b.h.server!, { bytes, rate: 2_000_000 });
   const local = await tr.connected;
   const session = `${local}>${b.h.server!.address}:9000`;
