@@ -580,8 +580,9 @@ static __always_inline int first_output(struct __sk_buff *skb, struct dysco_pkt 
 					 struct split_job *job)
 {
 	if (job->kind == SPLIT_STRADDLE) {
+		/* the cutoff lies inside the segment; at its end when only the FIN is past it */
 		__u32 cut = job->cut;
-		if (cut == 0 || cut >= p->payload_len)
+		if (cut == 0 || cut > p->payload_len || (cut == p->payload_len && !(p->tcp[13] & TCP_FIN)))
 			return -1;
 		__u32 at = p->l4 + p->thl;
 		__u32 whole, part;

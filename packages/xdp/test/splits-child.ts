@@ -47,20 +47,26 @@ function tapped(wait = 200): Buffer[] {
 const twoOutputs = (c: ReturnType<typeof diffCaseArb> extends fc.Arbitrary<infer T> ? T : never): boolean =>
   c.direction === 'egress' && new Rewriter({ localAddresses: [], table: tableFor(c), now: () => 0 }).egress(packetFor(c)).packets.length === 2;
 
+/**
+ * Seeds that once failed, replayed first (their failing case comes within the
+ * first runs): 1881076276, a segment whose data all precede the cutoff and
+ * whose FIN alone lies past it.
+ */
+const regressions = [1881076276];
+
 const stats = { twoOutputs: 0, rewritten: 0, dropped: 0 };
+const property = fc.property(diffCaseArb().filter(twoOutputs), (c) => {
+  ring.consume();
+  frames.length = 0; // whatever an earlier, failed run left behind
+  const problems = compareCase(dp, c, 'tcEgress', stats, tapped);
+  const stray = tapped(0);
+  if (stray.length > 0) problems.push(`${stray.length} frames captured that no output explains`);
+  if (problems.length > 0) throw new Error(problems.join('\n'));
+});
 let failure: string | undefined;
 try {
-  fc.assert(
-    fc.property(diffCaseArb().filter(twoOutputs), (c) => {
-      ring.consume();
-      frames.length = 0; // whatever an earlier, failed run left behind
-      const problems = compareCase(dp, c, 'tcEgress', stats, tapped);
-      const stray = tapped(0);
-      if (stray.length > 0) problems.push(`${stray.length} frames captured that no output explains`);
-      if (problems.length > 0) throw new Error(problems.join('\n'));
-    }),
-    { numRuns: runs, ...(seedArg ? { seed: Number(seedArg) } : {}) },
-  );
+  if (!seedArg) for (const seed of regressions) fc.assert(property, { numRuns: 20, seed });
+  fc.assert(property, { numRuns: runs, ...(seedArg ? { seed: Number(seedArg) } : {}) });
 } catch (e) {
   const cause = e instanceof Error && e.cause instanceof Error ? `\n${e.cause.message}` : '';
   failure = `${e instanceof Error ? e.message : String(e)}${cause}`;
