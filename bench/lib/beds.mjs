@@ -44,9 +44,11 @@ const EPHEMERAL = '10000 39999';
  * than the default (61000-65535) and closed sessions linger 2 s instead of
  * 30: a port stays taken while its session lingers, so the default range
  * and linger allow only about 150 new sessions per second toward one
- * neighbour, far below what the setup benchmark opens.
+ * neighbour, far below what the setup benchmark opens. The agents log
+ * warnings only, unless DYSCO_BENCH_LOG_LEVEL says otherwise (with
+ * DYSCO_KEEP_BED=1 the logs stay in /tmp/dysco-bed-TAG/HOST/agent.log).
  */
-export const AGENT_CONFIG = { logLevel: 'warn', maxSessions: 65536, closedLinger: 2, ports: { low: 40000, high: 65535 } };
+export const AGENT_CONFIG = { logLevel: process.env.DYSCO_BENCH_LOG_LEVEL ?? 'warn', maxSessions: 65536, closedLinger: 2, ports: { low: 40000, high: 65535 } };
 
 let counter = 0;
 
