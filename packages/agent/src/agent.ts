@@ -169,6 +169,8 @@ interface PersistedSession {
 const hopOut = (h: Hop | undefined) => (h ? { agent: formatAddress(h.agent), subsession: formatTuple(h.subsession) } : undefined);
 const hopIn = (h: { agent: string; subsession: string } | undefined): Hop | undefined => (h ? { agent: parseAddress(h.agent), subsession: parseTuple(h.subsession) } : undefined);
 const monoNs = () => Number(process.hrtime.bigint());
+/** Whether one of the session's anchors here sends on two paths. */
+const onTwoPaths = (rec: SessionRecord): boolean => rec.proto.leftAnchorState === 'TwoPaths' || rec.proto.rightAnchorState === 'TwoPaths';
 
 /**
  * Whether an interface is a virtual device (veth, bridge, tunnel...), where
@@ -213,6 +215,8 @@ export class Agent extends EventEmitter {
   private drainTimer: NodeJS.Timeout | undefined;
   /** Sessions changed by a reconfiguration since the last write of the state file (see JOURNAL_FILE). */
   private readonly journal = new Set<SessionRecord>();
+  /** Sessions with an anchor on two paths: what checkDrains looks at. */
+  private readonly onTwoPaths = new Set<SessionRecord>();
   private attachments: Attachment[] = [];
   private nextSessionId = 1;
   private nextReconfigId: number;
@@ -467,10 +471,13 @@ export class Agent extends EventEmitter {
       if (this.bySession.get(sk) === rec) this.bySession.delete(sk);
     }
     this.sessions.delete(rec.id);
+    this.onTwoPaths.delete(rec);
     if (removeEntries) {
       const s = rec.proto.session;
       this.table.removeSession(rec.rightSession ?? s);
       this.table.removeSession(reverseTuple(s));
+      // a terminating proxy's sessions never consume the pending entry of their SYN
+      this.table.removePending(s);
       for (const h of [rec.proto.left, rec.proto.right]) if (h) this.table.removeIngress(h.subsession), this.table.removeIngress(reverseTuple(h.subsession));
     }
     if (reason !== 'departed') {
@@ -570,10 +577,9 @@ export class Agent extends EventEmitter {
    * drained for 10 s: what was cut off, and what the peer has acknowledged.
    */
   private checkDrains(): void {
-    for (const rec of this.sessions.values()) {
-      if (rec.proto.leftAnchorState !== 'TwoPaths' && rec.proto.rightAnchorState !== 'TwoPaths') {
-        rec.twoPathsSince = undefined;
-        rec.drainWarned = undefined;
+    for (const rec of [...this.onTwoPaths]) {
+      if (this.sessions.get(rec.id) !== rec || !onTwoPaths(rec)) {
+        this.onTwoPaths.delete(rec);
         continue;
       }
       for (const side of ['right', 'left'] as const) {
@@ -659,6 +665,7 @@ export class Agent extends EventEmitter {
             this.table.removeIngress(reverseTuple(a.right.subsession));
             this.table.removeEgress(rec.rightSession);
             this.table.removeEgress(reverseTuple(p.session));
+            this.table.removePending(p.session);
             this.emit('event', { type: 'departed', id: rec.id, session: formatTuple(p.session), rightSession: formatTuple(rec.rightSession) } satisfies AgentEvent);
             const cb = rec.onDepart;
             rec.onDepart = undefined;
@@ -689,6 +696,11 @@ export class Agent extends EventEmitter {
       // a step of a reconfiguration: on disk before anything else happens
       this.journal.add(rec);
       this.guard('journal', () => this.writeJournal(rec));
+    }
+    if (onTwoPaths(rec)) this.onTwoPaths.add(rec);
+    else if (this.onTwoPaths.delete(rec)) {
+      rec.twoPathsSince = undefined;
+      rec.drainWarned = undefined;
     }
     if (p.gone) this.dropRecord(rec, 'departed', false);
     else if (actions.length > 0) this.scheduleSave();

@@ -297,9 +297,21 @@ export class Topology {
     return h;
   }
 
-  /** Stops every agent (cleanly: detached, pins removed), kills every process, removes namespaces, pins and files. */
+  /**
+   * Stops every agent (cleanly: detached, pins removed), kills every process,
+   * removes namespaces, pins and files. With DYSCO_KEEP_BED set the files
+   * stay, and each running agent's `dysco stats` is written next to its log
+   * first (stats.json): the drop counters of a failed run.
+   */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
+    for (const h of this.hosts.values()) {
+      const a = h.agent;
+      if (a && !a.exited && process.env.DYSCO_KEEP_BED) {
+        const r = spawnSync(process.execPath, [DYSCO_BIN, 'stats', '--json', '--socket', h.socket], { encoding: 'utf8', timeout: 5000 });
+        writeFileSync(join(this.dir, h.name, 'stats.json'), r.status === 0 ? r.stdout : JSON.stringify({ error: r.stderr || r.error?.message }));
+      }
+    }
     for (const h of this.hosts.values()) {
       const a = h.agent;
       if (a && !a.exited) {

@@ -1084,7 +1084,9 @@ export class Rewriter {
     if (typeof m === 'string') return this.drop(m);
     const session = m.session;
     const back = reverseTuple(session);
-    if (this.table.getEgress(back) || this.table.getPending(session)) return this.drop('entryConflict');
+    if (this.table.getEgress(back)) return this.drop('entryConflict');
+    // a pending entry without its session's egress entry outlived the session (a terminating proxy never consumes it)
+    if (this.table.getPending(session)) this.table.removePending(session);
     const role = m.chain.length === 0 ? 'lastHop' : 'middlebox';
     const w = workOf(pkt, p);
     w.setPayload(new Uint8Array(0));

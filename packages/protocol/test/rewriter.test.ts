@@ -694,6 +694,26 @@ t.test('entries conflict: a second session on the same tuple at a box drops', as
   t.equal(res2.reason, 'entryConflict', 'known subsession, different session');
 });
 
+t.test('a pending entry its session left behind does not keep a new session with the same tuple out', async (t) => {
+  const { ra, rm, synIn } = chain();
+  const [s1] = outputs(t, ra.egress(synIn), 1);
+  outputs(t, rm.ingress(s1!), 1);
+  const stale = rm.table.getPending(session)!;
+  t.ok(stale, 'the box holds a pending entry for the session');
+  // the session ends at the box (a terminating proxy never consumed the pending entry)
+  rm.table.removeSession(reverseTuple(session));
+  rm.table.removeIngress(parseTcpPacket(s1!).tuple);
+  // the client opens a new connection from the same port, on a new subsession
+  const otherSub = tuple(ip('10.0.0.3'), 61001, M, 61001);
+  const res = rm.ingress(pkt({ tuple: otherSub, flags: TCP_SYN, payload: encodeSynMetadata({ session, chain: [S] }) }));
+  t.equal(res.reason, undefined, 'not dropped');
+  t.equal(res.packets.length, 1, 'the SYN goes on');
+  const fresh = rm.table.getPending(session)!;
+  t.same(fresh.fromSubsession, otherSub, 'the pending entry is the new session\'s');
+  const byOldTag = rm.table.pendingByNatTag(stale.natTag);
+  t.ok(byOldTag === undefined || byOldTag === fresh, 'the old NAT tag leads to nothing or to the new entry');
+});
+
 t.test('odd corners: foreign experimental option, no local address, mixed families, config errors', async (t) => {
   const { ra, rm, synIn } = chain();
   const [s1] = outputs(t, ra.egress(synIn), 1);

@@ -850,9 +850,23 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 	if (r != META_OK)
 		return meta_drop(r);
 	reverse_tuple(&w->rsession, &w->session);
-	if (bpf_map_lookup_elem(&dysco_egress, &w->rsession) || bpf_map_lookup_elem(&dysco_pending, &w->session)) {
+	if (bpf_map_lookup_elem(&dysco_egress, &w->rsession)) {
 		count(C_ENTRY_CONFLICT);
 		return V_DROP;
+	}
+	/*
+	 * A pending entry whose session has no egress entry any more outlived
+	 * it (a terminating proxy opens its own connection and never consumes
+	 * it): the tuple is free for a new session, whose client may well have
+	 * picked the same port again.
+	 */
+	struct dysco_pending *stale = bpf_map_lookup_elem(&dysco_pending, &w->session);
+	if (stale) {
+		__u32 stale_tag = stale->nat_tag;
+		bpf_map_delete_elem(&dysco_pending, &w->session);
+		struct dysco_tuple *owner = bpf_map_lookup_elem(&dysco_nattag, &stale_tag);
+		if (owner && tuple_eq(owner, &w->session))
+			bpf_map_delete_elem(&dysco_nattag, &stale_tag);
 	}
 	int middlebox = w->chain_len > 0;
 	__u32 tag = 0;

@@ -184,7 +184,7 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
         signed: fc.boolean(),
         damage: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })) }),
         subPort: fc.integer({ min: 61000, max: 65535 }),
-        conflict: fc.constantFrom('none', 'none', 'none', 'none', 'egress', 'pending', 'again', 'againOther'),
+        conflict: fc.constantFrom('none', 'none', 'none', 'none', 'egress', 'pending', 'pendingLive', 'again', 'againOther'),
         options: synOptions,
         tagSeed: fc.integer({ min: 0, max: 0xffffffff }),
         auth: authArb,
@@ -202,8 +202,10 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
         const build = (): SessionTable => {
         const t = new SessionTable();
         if (r.conflict === 'egress') t.installEgress(egress(reverseTuple(session), reverseTuple(sub)));
-        if (r.conflict === 'pending') {
+        if (r.conflict === 'pending' || r.conflict === 'pendingLive') {
+          // without the egress entry a pending entry is one its session left behind: the new SYN replaces it
           t.installPending({ sessionTuple: session, chain: [session.dst], fromSubsession: sub, natTag: 77, created: 0 });
+          if (r.conflict === 'pendingLive') t.installEgress(egress(reverseTuple(session), reverseTuple(sub)));
         }
         if (r.conflict === 'again' || r.conflict === 'againOther') {
           const to = r.conflict === 'again' ? session : { ...session, sport: (session.sport % 65535) + 1 };
