@@ -852,7 +852,12 @@ export class Rewriter {
     if (!('kind' in p)) return p;
     const syn = (p.flags & TCP_SYN) !== 0;
     const ack = (p.flags & TCP_ACK) !== 0;
-    const e = this.table.getEgress(p.tuple);
+    let e = this.table.getEgress(p.tuple);
+    if (e?.ended && syn && !ack) {
+      // a new connection on the tuple of one that ended (its client reused the port while the entries lingered)
+      this.table.removeSession(p.tuple);
+      e = undefined;
+    }
     if (e) return this.egressEstablished(pkt, p, e);
     if (!syn || ack) return this.pass(pkt);
     const pending = this.table.getPending(p.tuple);
@@ -1084,7 +1089,10 @@ export class Rewriter {
     if (typeof m === 'string') return this.drop(m);
     const session = m.session;
     const back = reverseTuple(session);
-    if (this.table.getEgress(back)) return this.drop('entryConflict');
+    const prior = this.table.getEgress(back);
+    if (prior && !prior.ended) return this.drop('entryConflict');
+    // the entries of an ended session with this tuple, lingering: a new connection takes their place
+    if (prior) this.table.removeSession(back);
     // a pending entry without its session's egress entry outlived the session (a terminating proxy never consumes it)
     if (this.table.getPending(session)) this.table.removePending(session);
     const role = m.chain.length === 0 ? 'lastHop' : 'middlebox';

@@ -343,6 +343,31 @@ static __always_inline int tuple_eq(const struct dysco_tuple *a, const struct dy
 	return 1;
 }
 
+/*
+ * The entries of a session that ended, lingering until the agent reclaims
+ * them, give way to a new connection on the same tuple (its client reused
+ * the port): the egress entry, its SYN metadata, and the ingress entries of
+ * its paths that answer it.
+ */
+static __always_inline void remove_ended(const struct dysco_tuple *key, struct dysco_egress *e)
+{
+	struct dysco_tuple k = *key;
+	struct dysco_tuple r;
+	__u32 two = *(volatile __u32 *)&e->flags & EGRESS_TWO_PATH;
+	reverse_tuple(&r, &e->old.tuple);
+	struct dysco_ingress *i = bpf_map_lookup_elem(&dysco_ingress, &r);
+	if (i && tuple_eq(&i->egress_key, &k))
+		bpf_map_delete_elem(&dysco_ingress, &r);
+	if (two) {
+		reverse_tuple(&r, &e->new_path.tuple);
+		i = bpf_map_lookup_elem(&dysco_ingress, &r);
+		if (i && tuple_eq(&i->egress_key, &k))
+			bpf_map_delete_elem(&dysco_ingress, &r);
+	}
+	bpf_map_delete_elem(&dysco_synpayload, &k);
+	bpf_map_delete_elem(&dysco_egress, &k);
+}
+
 static __always_inline void emit_created(struct syn_work *w, __u8 role, __u8 side, const struct dysco_tuple *session,
 					 const struct dysco_tuple *sub, const struct dysco_tuple *adopted)
 {
@@ -769,6 +794,10 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 		return V_DROP;
 	}
 	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
+	if (e && (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN && (*(volatile __u32 *)&e->flags & EGRESS_ENDED)) {
+		remove_ended(&p->key, e);
+		e = 0;
+	}
 	if (e)
 		return egress_established(ctx, kind, p, e);
 	int v = (p->flags & (TCP_SYN | TCP_ACK)) == TCP_SYN ? egress_syn(ctx, kind, p) : V_PASS;
@@ -850,9 +879,13 @@ static __always_inline int ingress_syn(void *ctx, enum dysco_ctx kind, struct dy
 	if (r != META_OK)
 		return meta_drop(r);
 	reverse_tuple(&w->rsession, &w->session);
-	if (bpf_map_lookup_elem(&dysco_egress, &w->rsession)) {
-		count(C_ENTRY_CONFLICT);
-		return V_DROP;
+	struct dysco_egress *prior = bpf_map_lookup_elem(&dysco_egress, &w->rsession);
+	if (prior) {
+		if (!(*(volatile __u32 *)&prior->flags & EGRESS_ENDED)) {
+			count(C_ENTRY_CONFLICT);
+			return V_DROP;
+		}
+		remove_ended(&w->rsession, prior);
 	}
 	/*
 	 * A pending entry whose session has no egress entry any more outlived

@@ -108,7 +108,7 @@ export function egressSynArb(): fc.Arbitrary<Prepared> {
           fc.record({ byTag: fc.boolean(), natSrc: addr(family), natPort: port, chain: fc.array(addr(family), { minLength: 1, maxLength: 4 }), tag: fc.integer({ min: 1, max: 0xffffffff }) }),
           { nil: undefined },
         ),
-        retransmit: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ tag: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }) }) }),
+        retransmit: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.record({ tag: fc.option(fc.integer({ min: 1, max: 0xffffffff }), { nil: undefined }), ended: fc.boolean() }) }),
         range: fc.oneof(fc.constant({ low: 61000, high: 65535 }), fc.integer({ min: 0, max: 3 }).map((k) => ({ low: 62000, high: 62000 + k }))),
         occupied: fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 4 }),
         portSeed: fc.integer({ min: 0, max: 0xffffffff }),
@@ -148,7 +148,10 @@ export function egressSynArb(): fc.Arbitrary<Prepared> {
         }
         if (r.retransmit) {
           const meta = encodeSynMetadata({ session, chain: [session.dst] });
-          t.installEgress(egress(session, { src, dst: next, sport: 61111, dport: 61111 }, meta));
+          const sub: FiveTuple = { src, dst: next, sport: 61111, dport: 61111 };
+          // ended: the session is over and its entries linger; the SYN is a new connection from the same port
+          t.installEgress({ ...egress(session, sub, meta), ...(r.retransmit.ended ? { finSent: true, finReceived: true, ended: true } : {}) });
+          t.installIngress(ingress(reverseTuple(sub), reverseTuple(session), session));
         }
         return t;
         };
@@ -184,7 +187,7 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
         signed: fc.boolean(),
         damage: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })) }),
         subPort: fc.integer({ min: 61000, max: 65535 }),
-        conflict: fc.constantFrom('none', 'none', 'none', 'none', 'egress', 'pending', 'pendingLive', 'again', 'againOther'),
+        conflict: fc.constantFrom('none', 'none', 'none', 'none', 'egress', 'ended', 'pending', 'pendingLive', 'again', 'againOther'),
         options: synOptions,
         tagSeed: fc.integer({ min: 0, max: 0xffffffff }),
         auth: authArb,
@@ -202,6 +205,12 @@ export function ingressSynArb(): fc.Arbitrary<Prepared> {
         const build = (): SessionTable => {
         const t = new SessionTable();
         if (r.conflict === 'egress') t.installEgress(egress(reverseTuple(session), reverseTuple(sub)));
+        if (r.conflict === 'ended') {
+          // an earlier session with this tuple ended on another subsession; its entries linger
+          const before: FiveTuple = { ...sub, sport: sub.sport === 61000 ? 61001 : sub.sport - 1, dport: sub.dport === 61000 ? 61001 : sub.dport - 1 };
+          t.installEgress({ ...egress(reverseTuple(session), reverseTuple(before)), finSent: true, finReceived: true, ended: true });
+          t.installIngress(ingress(before, session, reverseTuple(session)));
+        }
         if (r.conflict === 'pending' || r.conflict === 'pendingLive') {
           // without the egress entry a pending entry is one its session left behind: the new SYN replaces it
           t.installPending({ sessionTuple: session, chain: [session.dst], fromSubsession: sub, natTag: 77, created: 0 });
