@@ -157,9 +157,11 @@ export class DyscoClient {
     };
     const left = await this.call<SessionInfo>('sessionOf', ends(clientSide));
     const right = await this.call<SessionInfo>('sessionOf', ends(serverSide));
-    // everything the application read must be in the kernel of the other socket: no bytes in between
+    // everything the application read must be in the kernel of the other socket: no bytes in between,
+    // neither waiting to be written nor read and held back by a paused pipe (checked in the same tick as the reads below)
     const deadline = Date.now() + (o.drainTimeoutMs ?? 5000);
-    while (clientSide.writableLength > 0 || serverSide.writableLength > 0) {
+    const held = (s: Socket) => s.writableLength + s.readableLength;
+    while (held(clientSide) > 0 || held(serverSide) > 0) {
       if (Date.now() > deadline) throw new AgentError('the proxy still holds unsent data; splice refused', 'EBUSY');
       await new Promise((r) => setTimeout(r, 1));
     }
