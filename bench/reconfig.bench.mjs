@@ -38,6 +38,9 @@
 //    replaced and replaced back, --rounds times (default 3, --quick 1):
 //    reconfigurations completed per second, and every connection's bytes
 //    checked at the end.
+// A transfer of parts 1 and 2 that has not ended --stall-timeout s (default
+// 30) after its paced length is killed and counted as stalled, with the bytes
+// its last progress reports had seen, so that one stall does not hold the run.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@dysco/agent/client';
@@ -66,6 +69,7 @@ const SPLICE_BASELINES = Math.max(3, Math.round(SPLICES / 20));
 const SPLICE_PROXY = join(ROOT, 'packages', 'agent', 'dist-test', 'splice-proxy.js');
 const MANY = join(BENCH_DIR, 'tools', 'many.mjs');
 const OUTCOME_S = Number(option('outcome-timeout', 30)); // concurrent part: seconds to wait for one outcome
+const STALL_S = Number(option('stall-timeout', 30)); // seconds a transfer may run past its paced length before it counts as stalled
 
 /** Retries an operation the agent refuses because the session is still busy with the previous one. */
 async function attempt(op, stats) {
@@ -117,7 +121,23 @@ async function transfer(client, server, port, bytes, rate, progressMs = 0) {
   if (progressMs) collect(cli, progress.client);
   const cRep = reports(cli, 'stream client');
   const local = (await waitLine(cli, (l) => l.startsWith('connected '), 'stream client')).replace('connected ', '');
-  return { local, started: Date.now(), progress, done: Promise.all([cRep, sRep]) };
+  // a transfer that stalls for good is ended and reported with what arrived, not waited for forever
+  const lastReceived = (into) => (into.length ? into[into.length - 1][1] : 0);
+  const deadlineMs = (bytes / Math.max(1, rate)) * 1000 + STALL_S * 1000;
+  const stalled = (role, into) => ({ role, stalled: true, received: lastReceived(into), receivedSha256: 'stalled', sentSha256: 'stalled', maxGapMs: deadlineMs, reset: false });
+  let timer;
+  const deadline = new Promise((resolve) => {
+    timer = setTimeout(() => {
+      cli.kill('SIGKILL');
+      srv.kill('SIGKILL');
+      resolve([stalled('client', progress.client), stalled('server', progress.server)]);
+    }, deadlineMs);
+  });
+  const done = Promise.race([Promise.all([cRep, sRep]), deadline]).finally(() => clearTimeout(timer));
+  // the losing side of the race rejects when its processes are killed: nobody waits for it
+  cRep.catch(() => undefined);
+  sRep.catch(() => undefined);
+  return { local, started: Date.now(), progress, done };
 }
 
 // ---- what a reconfiguration does to the transfer -------------------------------------
@@ -274,6 +294,7 @@ function check(c, s, bytes) {
   if (s.received !== bytes || s.receivedSha256 !== c.sentSha256) problems.push(`client to server: ${s.received}/${bytes} bytes${s.receivedSha256 !== c.sentSha256 ? ', hash differs' : ''}`);
   if (c.received !== bytes || c.receivedSha256 !== s.sentSha256) problems.push(`server to client: ${c.received}/${bytes} bytes${c.receivedSha256 !== s.sentSha256 ? ', hash differs' : ''}`);
   if (c.reset || s.reset) problems.push('reset');
+  if (c.stalled) problems.push(`stalled: no end ${STALL_S} s after its paced length (bytes counted from the last progress report, or 0 without reports)`);
   return { lost: 2 * bytes - (Math.min(bytes, s.received) + Math.min(bytes, c.received)), problems, maxGapMs: Math.max(c.maxGapMs, s.maxGapMs) };
 }
 
