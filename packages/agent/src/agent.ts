@@ -387,6 +387,8 @@ export class Agent extends EventEmitter {
     this.mControlReceived({ type: m.type });
     let rec = this.byHop.get(tupleKey(m.subsession));
     if (rec?.proto.gone) rec = undefined;
+    // a box that left the path only forwards late teardowns: a syn on one of its old subsessions (the left neighbour reused the port) joins anew
+    if (rec?.proto.departed && m.type === 'syn') rec = undefined;
     if (!rec && m.type === 'syn') {
       if (this.isSelf(m.rightAnchor)) {
         rec = [...this.sessions.values()].find(
