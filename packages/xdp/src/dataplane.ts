@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Address, type AuthKey, DEFAULT_PORT_HIGH, DEFAULT_PORT_LOW, type DataPlaneEvent, type TableMapsBytes } from '@dysco/protocol';
@@ -140,7 +140,20 @@ export class DataPlane {
     }
     const pinRoot = opts.pinRoot ?? '/sys/fs/bpf/dysco';
     mountBpffs();
+    // a load that fails leaves nothing behind: the pin directory goes too if this call made it
+    const fresh = !existsSync(pinRoot);
     const obj = BpfObject.open(file, { pinRoot });
+    try {
+      DataPlane.load(obj, opts);
+    } catch (e) {
+      obj.close();
+      if (fresh) rmSync(pinRoot, { recursive: true, force: true });
+      throw e;
+    }
+    return new DataPlane(obj, pinRoot);
+  }
+
+  private static load(obj: BpfObject, opts: DataPlaneOptions): void {
     const sessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS;
     if (!Number.isInteger(sessions) || sessions < 16 || sessions > 1 << 24) {
       throw new Error(`maxSessions must be an integer in 16..${1 << 24}, got ${sessions}`);
@@ -155,7 +168,6 @@ export class DataPlane {
     ];
     for (const [name, n] of sizes) obj.map(name).resize(n);
     obj.load();
-    return new DataPlane(obj, pinRoot);
   }
 
   program(name: keyof typeof PROGRAMS): BpfProgram {
