@@ -8,6 +8,7 @@ import {
   type Address,
   type ControlMessage,
   type DataPlaneEvent,
+  type EgressEntry,
   type Deltas,
   DEFAULT_RETRY,
   type FiveTuple,
@@ -585,10 +586,9 @@ export class Agent extends EventEmitter {
         continue;
       }
       for (const side of ['right', 'left'] as const) {
-        const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
-        if (state !== 'TwoPaths') continue;
-        const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
-        const tp = this.table.getEgress(key)?.twoPath;
+        const anchor = this.anchorTwoPath(rec, side);
+        if (!anchor) continue;
+        const tp = anchor.twoPath;
         if (tp?.drained) {
           this.log.info('old path drained (read from the kernel)', { session: rec.id, side });
           this.handle(rec, { type: 'oldPathDrained', side });
@@ -601,6 +601,18 @@ export class Agent extends EventEmitter {
         }
       }
     }
+  }
+
+  /**
+   * The kernel's two-path state of this agent's anchor on `side` of a
+   * session (the left anchor's new path is on its right), or undefined when
+   * that anchor is not in TwoPaths.
+   */
+  private anchorTwoPath(rec: SessionRecord, side: 'left' | 'right'): { twoPath: EgressEntry['twoPath'] } | undefined {
+    const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
+    if (state !== 'TwoPaths') return undefined;
+    const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
+    return { twoPath: this.table.getEgress(key)?.twoPath };
   }
 
   private reclaimIdle(): void {
@@ -1092,9 +1104,7 @@ export class Agent extends EventEmitter {
         this.execute(rec, rec.proto.resume());
         // an old path the data plane drained while no agent listened is read from the kernel's entry
         for (const side of ['right', 'left'] as const) {
-          const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
-          const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
-          if (state === 'TwoPaths' && this.table.getEgress(key)?.twoPath?.drained) this.handle(rec, { type: 'oldPathDrained', side });
+          if (this.anchorTwoPath(rec, side)?.twoPath?.drained) this.handle(rec, { type: 'oldPathDrained', side });
         }
       });
     }
