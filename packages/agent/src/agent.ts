@@ -37,7 +37,10 @@ import {
   parseAddress,
   parseTuple,
   policyMatches,
+  oldPathDone,
+  oldPathEnd,
   reverseTuple,
+  takePeerEnd,
   tupleEquals,
   tupleKey,
 } from '@dysco/protocol';
@@ -418,6 +421,26 @@ export class Agent extends EventEmitter {
     if (nextHop) this.indexHop(rec, nextHop.subsession);
     this.log.debug('control message', { session: rec.id, from: formatAddress(from), type: m.type, reconfigId: m.reconfigId });
     this.handle(rec, { type: 'message', message: m, from, ...(nextHop ? { nextHop } : {}) });
+    if ((m.type === 'ack' || m.type === 'teardown') && m.upTo !== undefined && this.sessions.get(rec.id) === rec) this.recordPeerEnd(rec, m, m.upTo);
+  }
+
+  /**
+   * The peer anchor said where its old-path data ends: this agent's anchor
+   * keeps the old path until its own stack has acknowledged that far (a
+   * splicing proxy on the old path acknowledged the peer's last bytes before
+   * delivering them).
+   */
+  private recordPeerEnd(rec: SessionRecord, m: ControlMessage, upTo: number | null): void {
+    const side = rec.proto.peerEndSide(m);
+    if (!side) return;
+    const done = takePeerEnd(this.table, this.anchorSession(rec, side), side, upTo);
+    this.log.debug('peer old-path end', { session: rec.id, side, upTo, done });
+    if (done) this.handle(rec, { type: 'oldPathDrained', side });
+  }
+
+  /** The session tuple an anchor's entries on `side` are keyed by (a NAT box's or spliced proxy's right side has its own). */
+  private anchorSession(rec: SessionRecord, side: 'left' | 'right'): FiveTuple {
+    return side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session;
   }
 
   private send(to: Address, message: ControlMessage): void {
@@ -573,11 +596,14 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Anchors sending on two paths learn that their old path drained from a
-   * data-plane event; once a second they also read the flag from the kernel's
-   * entry, so that a notification that never arrived cannot keep a
-   * reconfiguration waiting, and they say (once) when an old path has not
-   * drained for 10 s: what was cut off, and what the peer has acknowledged.
+   * Anchors sending on two paths learn that their old path is done with
+   * (their data acknowledged, their peer's received) from a data-plane
+   * event; once a second they also evaluate the entry in the kernel, so
+   * that a notification that never arrived cannot keep a reconfiguration
+   * waiting. They say (once) when an old path has not drained for 10 s:
+   * what was cut off, and what the peer has acknowledged. An anchor whose
+   * own data is acknowledged but which has waited 60 s for the rest of its
+   * peer's old-path data (the box holding it has gone) gives up on it.
    */
   private checkDrains(): void {
     for (const rec of [...this.onTwoPaths]) {
@@ -589,15 +615,20 @@ export class Agent extends EventEmitter {
         const anchor = this.anchorTwoPath(rec, side);
         if (!anchor) continue;
         const tp = anchor.twoPath;
-        if (tp?.drained) {
+        if (oldPathDone(this.table, this.anchorSession(rec, side), side)) {
           this.log.info('old path drained (read from the kernel)', { session: rec.id, side });
           this.handle(rec, { type: 'oldPathDrained', side });
           continue;
         }
         rec.twoPathsSince ??= Date.now();
-        if (Date.now() - rec.twoPathsSince > 10_000 && !rec.drainWarned) {
+        const waited = Date.now() - rec.twoPathsSince;
+        if (waited > 10_000 && !rec.drainWarned) {
           rec.drainWarned = true;
-          this.log.warn('old path not drained after 10 s', { session: rec.id, side, cutoff: tp?.seqCutoff, peerAcked: tp?.peerAckHigh, awaitingCutover: tp?.awaitingCutover ?? false, cutoffPending: tp?.cutoffPending ?? false });
+          this.log.warn('old path not drained after 10 s', { session: rec.id, side, cutoff: tp?.seqCutoff, peerAcked: tp?.peerAckHigh, drained: tp?.drained ?? false, peerEnd: tp?.peerEnd, received: tp?.received ?? false, awaitingCutover: tp?.awaitingCutover ?? false, cutoffPending: tp?.cutoffPending ?? false });
+        }
+        if (waited > 60_000 && tp?.drained && !tp.received) {
+          this.log.warn('the rest of the peer\'s old-path data never arrived in 60 s: leaving the old path without it', { session: rec.id, side, peerEnd: tp.peerEnd });
+          this.handle(rec, { type: 'oldPathDrained', side });
         }
       }
     }
@@ -611,8 +642,7 @@ export class Agent extends EventEmitter {
   private anchorTwoPath(rec: SessionRecord, side: 'left' | 'right'): { twoPath: EgressEntry['twoPath'] } | undefined {
     const state = side === 'right' ? rec.proto.leftAnchorState : rec.proto.rightAnchorState;
     if (state !== 'TwoPaths') return undefined;
-    const key = anchorEgressKey(side === 'right' && rec.rightSession ? rec.rightSession : rec.proto.session, side);
-    return { twoPath: this.table.getEgress(key)?.twoPath };
+    return { twoPath: this.table.getEgress(anchorEgressKey(this.anchorSession(rec, side), side))?.twoPath };
   }
 
   private reclaimIdle(): void {
@@ -648,9 +678,13 @@ export class Agent extends EventEmitter {
     const p = rec.proto;
     for (const a of actions) {
       switch (a.type) {
-        case 'send':
-          this.send(a.to, a.message);
+        case 'send': {
+          // an anchor's ack and teardowns say where its old-path data ends
+          const m = a.message;
+          const upTo = a.anchorSide && (m.type === 'ack' || m.type === 'teardown') ? oldPathEnd(this.table, this.anchorSession(rec, a.anchorSide), a.anchorSide) : undefined;
+          this.send(a.to, upTo !== undefined && (m.type === 'ack' || m.type === 'teardown') ? { ...m, upTo } : m);
           break;
+        }
         case 'armTimer': {
           const old = rec.timers.get(a.timer);
           if (old) clearTimeout(old);
@@ -1104,7 +1138,7 @@ export class Agent extends EventEmitter {
         this.execute(rec, rec.proto.resume());
         // an old path the data plane drained while no agent listened is read from the kernel's entry
         for (const side of ['right', 'left'] as const) {
-          if (this.anchorTwoPath(rec, side)?.twoPath?.drained) this.handle(rec, { type: 'oldPathDrained', side });
+          if (this.anchorTwoPath(rec, side) && oldPathDone(this.table, this.anchorSession(rec, side), side)) this.handle(rec, { type: 'oldPathDrained', side });
         }
       });
     }

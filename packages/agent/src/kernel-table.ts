@@ -126,8 +126,12 @@ export class KernelTable extends SessionTable {
     return this.transaction(() => super.prepareTwoPath(egressKey, newPath));
   }
 
-  override enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number): TwoPath {
-    return this.transaction(() => super.enterTwoPath(egressKey, newPath, seqCutoff));
+  override enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number, awaitPeerData = false): TwoPath {
+    return this.transaction(() => super.enterTwoPath(egressKey, newPath, seqCutoff, awaitPeerData));
+  }
+
+  override setPeerEnd(egressKey: FiveTuple, upTo: number | undefined): TwoPath | undefined {
+    return this.transaction(() => super.setPeerEnd(egressKey, upTo));
   }
 
   override leaveTwoPath(egressKey: FiveTuple, keep: 'old' | 'new'): PathRewrite {

@@ -130,13 +130,31 @@ export interface SynAck extends Common {
 export interface Ack extends Common {
   readonly type: 'ack';
   readonly requester: Address;
+  /**
+   * Where the left anchor's old-path data ends, in the right anchor's
+   * sequence space (its cutoff moved by the segment's delta). The right
+   * anchor keeps the old path until its stack has acknowledged up to here.
+   * null: the sender sent nothing on the old path. Absent: the sender does
+   * not say (a repetition after it finished), and the receiver waits on.
+   */
+  readonly upTo?: number | null;
 }
-/** Old-path teardown: the sender's old-path data is all acknowledged. */
+/**
+ * Old-path teardown: the sender's old-path data is all acknowledged, and
+ * everything its peer sent there is received and acknowledged.
+ */
 export interface Teardown extends Common {
   readonly type: 'teardown';
   readonly requester: Address;
   /** true when sent by the left anchor (travels rightwards). */
   readonly fromLeft: boolean;
+  /**
+   * Where the sender's old-path data ends: the right anchor's cutoff in its
+   * own sequence space (the left anchor moves it by the segment's delta),
+   * the left anchor's in the right anchor's space. null and absent as for
+   * `Ack`.
+   */
+  readonly upTo?: number | null;
 }
 
 export type ControlMessage =

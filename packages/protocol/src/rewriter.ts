@@ -294,11 +294,24 @@ export class SessionTable {
     if (e.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
     const back = this.getIngress(reverseTuple(e.old.tuple));
     const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
-    e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: acked, drained: false, awaitingCutover: true };
+    e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: acked, drained: false, received: false, awaitingCutover: true };
     return e.twoPath;
   }
 
-  enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number): TwoPathStateOf {
+  /**
+   * The cutover: data at or above the cutoff (default: sndHigh) moves to the
+   * new path. `awaitPeerData` (see the enterTwoPaths action): the old path
+   * is not done with before `setPeerEnd` has been told where the peer's
+   * old-path data ends and the stack has acknowledged that far; otherwise
+   * the receiving half holds from the start.
+   */
+  enterTwoPath(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number, awaitPeerData = false): TwoPathStateOf {
+    const tp = this.cutOver(egressKey, newPath, seqCutoff);
+    tp.received = !awaitPeerData;
+    return tp;
+  }
+
+  private cutOver(egressKey: FiveTuple, newPath: PathRewrite, seqCutoff?: number): TwoPathStateOf {
     const e = this.getEgress(egressKey);
     if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
     const prepared = e.twoPath?.awaitingCutover ? e.twoPath : undefined;
@@ -319,15 +332,35 @@ export class SessionTable {
     const cutoff = seqCutoff ?? e.sndHigh;
     if (cutoff === undefined) {
       // nothing sent on the old path: nothing to drain, and the first packet sent fixes the cutoff
-      e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: undefined, drained: true, cutoffPending: true };
+      e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: undefined, drained: true, received: false, cutoffPending: true };
       return e.twoPath;
     }
     // what the peer has acknowledged on the old path so far: an idle session is drained already
     const back = this.getIngress(reverseTuple(e.old.tuple));
     const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
     const drained = acked !== undefined && seqGeq(acked, cutoff >>> 0);
-    e.twoPath = { newPath, seqCutoff: cutoff >>> 0, newPathMinSeq: undefined, peerAckHigh: acked, drained };
+    e.twoPath = { newPath, seqCutoff: cutoff >>> 0, newPathMinSeq: undefined, peerAckHigh: acked, drained, received: false };
     return e.twoPath;
+  }
+
+  /**
+   * Records where the peer anchor's old-path data ends (`upTo`, local ack
+   * space; undefined: the peer sent nothing on the old path), as its ack or
+   * teardown message says. The first value told stays (repetitions carry the
+   * same). Returns the two-path state, or undefined when the entry is not in
+   * two-path mode (a late message).
+   */
+  setPeerEnd(egressKey: FiveTuple, upTo: number | undefined): TwoPathStateOf | undefined {
+    const e = this.getEgress(egressKey);
+    const tp = e?.twoPath;
+    if (!e || !tp) return undefined;
+    if (tp.received || tp.peerEnd !== undefined) return tp;
+    if (upTo === undefined) tp.received = true;
+    else {
+      tp.peerEnd = upTo >>> 0;
+      tp.received = e.ackSentHigh !== undefined && seqGeq(e.ackSentHigh, tp.peerEnd);
+    }
+    return tp;
   }
 
   /**
@@ -663,6 +696,12 @@ export function advanceSndHigh(e: EgressEntry, end: number, syn: boolean): void 
   else if (!syn && seqGt(end, e.sndHigh) && seqSub(end, e.sndHigh) <= MAX_TCP_WINDOW) e.sndHigh = end;
 }
 
+/** ackSentHigh follows the stack's acks the same way: never back, never a jump beyond a TCP window. */
+export function advanceAckSent(e: EgressEntry, ack: number): void {
+  if (e.ackSentHigh === undefined) e.ackSentHigh = ack >>> 0;
+  else if (seqGt(ack, e.ackSentHigh) && seqSub(ack, e.ackSentHigh) <= MAX_TCP_WINDOW) e.ackSentHigh = ack >>> 0;
+}
+
 /** Counters the rewriter keeps besides the drop reasons. */
 export type RewriterCounter =
   | DropReason
@@ -877,6 +916,7 @@ export class Rewriter {
     this.touch(e, p);
     const end = seqAdd(p.seq, p.payload.length + (p.flags & TCP_SYN ? 1 : 0) + (p.flags & TCP_FIN ? 1 : 0));
     advanceSndHigh(e, end, (p.flags & TCP_SYN) !== 0);
+    if (p.flags & TCP_ACK) advanceAckSent(e, p.ack);
     this.closeTracking(e, e.key, p.flags, 'out', events);
     const syn = (p.flags & TCP_SYN) !== 0;
     if (syn || !e.twoPath) {
@@ -890,7 +930,13 @@ export class Rewriter {
       applyPath(w, e.old);
       return this.out([w.finish()], events);
     }
-    return this.out(this.twoPathEgress(pkt, p, e, e.twoPath), events);
+    const tp = e.twoPath;
+    if (!tp.received && tp.peerEnd !== undefined && e.ackSentHigh !== undefined && seqGeq(e.ackSentHigh, tp.peerEnd)) {
+      // the stack acknowledged the last of what the peer sent on the old path
+      tp.received = true;
+      if (tp.drained) events.push({ type: 'oldPathDrained', egressKey: e.key });
+    }
+    return this.out(this.twoPathEgress(pkt, p, e, tp), events);
   }
 
   private twoPathEgress(pkt: Uint8Array, p: TcpPacket, e: EgressEntry, tp: TwoPathStateOf): Uint8Array[] {
@@ -1047,7 +1093,7 @@ export class Rewriter {
         tp.peerAckHigh = tp.peerAckHigh === undefined ? w.ack : seqMax(tp.peerAckHigh, w.ack);
         if (!tp.drained && !tp.awaitingCutover && !tp.cutoffPending && seqGeq(tp.peerAckHigh, tp.seqCutoff)) {
           tp.drained = true;
-          events.push({ type: 'oldPathDrained', egressKey: i.egressKey });
+          if (tp.received) events.push({ type: 'oldPathDrained', egressKey: i.egressKey });
         }
       }
     }

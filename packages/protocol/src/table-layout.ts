@@ -25,7 +25,7 @@ export const MAX_SYN_PAYLOAD = 256;
 export const TUPLE_KEY_SIZE = 40;
 export const ADDRESS_SLOT_SIZE = 20;
 export const PATH_REWRITE_SIZE = 60;
-export const EGRESS_VALUE_SIZE = 168;
+export const EGRESS_VALUE_SIZE = 176;
 export const INGRESS_VALUE_SIZE = 136;
 export const PENDING_VALUE_SIZE = 56 + MAX_CHAIN_LENGTH * ADDRESS_SLOT_SIZE;
 export const POLICY_KEY_SIZE = 4;
@@ -48,7 +48,13 @@ export const EGRESS_FLAG_SYN_PAYLOAD = 1 << 8;
 export const EGRESS_FLAG_CUTOFF_PENDING = 1 << 9;
 /** New path prepared, data not yet moved: acks split, data on the old path. */
 export const EGRESS_FLAG_AWAITING_CUTOVER = 1 << 10;
-const EGRESS_FLAGS_ALL = (1 << 11) - 1;
+/** ackSentHigh is valid. */
+export const EGRESS_FLAG_ACK_SENT_HIGH = 1 << 11;
+/** peerEnd is valid: the peer anchor said where its old-path data ends. */
+export const EGRESS_FLAG_PEER_END = 1 << 12;
+/** Everything the peer sent on the old path is received and acknowledged here. */
+export const EGRESS_FLAG_RECEIVED = 1 << 13;
+const EGRESS_FLAGS_ALL = (1 << 14) - 1;
 
 /** Bits of the policy value's `flags` byte. */
 export const POLICY_FLAG_SRC = 1 << 0;
@@ -65,9 +71,11 @@ export const EGRESS_OFFSETS = {
   newPathMinSeq: 128,
   peerAckHigh: 132,
   sndHigh: 136,
-  packets: 144,
-  bytes: 152,
-  lastSeen: 160,
+  ackSentHigh: 140,
+  peerEnd: 144,
+  packets: 152,
+  bytes: 160,
+  lastSeen: 168,
 } as const;
 export const INGRESS_OFFSETS = { rewrite: 0, egressKey: 60, path: 100, ackHighValid: 101, packets: 104, bytes: 112, lastSeen: 120, ackHigh: 128 } as const;
 export const PENDING_OFFSETS = { fromSubsession: 0, natTag: 40, chainLength: 44, created: 48, chain: 56 } as const;
@@ -239,12 +247,21 @@ export function encodeEgressValue(e: EgressEntry): Uint8Array {
       dv.setUint32(o.peerAckHigh, tp.peerAckHigh >>> 0, true);
     }
     if (tp.drained) flags |= EGRESS_FLAG_DRAINED;
+    if (tp.peerEnd !== undefined) {
+      flags |= EGRESS_FLAG_PEER_END;
+      dv.setUint32(o.peerEnd, tp.peerEnd >>> 0, true);
+    }
+    if (tp.received) flags |= EGRESS_FLAG_RECEIVED;
     if (tp.cutoffPending) flags |= EGRESS_FLAG_CUTOFF_PENDING;
     if (tp.awaitingCutover) flags |= EGRESS_FLAG_AWAITING_CUTOVER;
   }
   if (e.sndHigh !== undefined) {
     flags |= EGRESS_FLAG_SND_HIGH;
     dv.setUint32(o.sndHigh, e.sndHigh >>> 0, true);
+  }
+  if (e.ackSentHigh !== undefined) {
+    flags |= EGRESS_FLAG_ACK_SENT_HIGH;
+    dv.setUint32(o.ackSentHigh, e.ackSentHigh >>> 0, true);
   }
   if (e.finSent) flags |= EGRESS_FLAG_FIN_SENT;
   if (e.finReceived) flags |= EGRESS_FLAG_FIN_RECEIVED;
@@ -279,6 +296,8 @@ export function decodeEgressEntry(key: Uint8Array, value: Uint8Array, synPayload
       newPathMinSeq: flags & EGRESS_FLAG_NEW_PATH_MIN_SEQ ? dv.getUint32(o.newPathMinSeq, true) : undefined,
       peerAckHigh: flags & EGRESS_FLAG_PEER_ACK_HIGH ? dv.getUint32(o.peerAckHigh, true) : undefined,
       drained: (flags & EGRESS_FLAG_DRAINED) !== 0,
+      ...(flags & EGRESS_FLAG_PEER_END ? { peerEnd: dv.getUint32(o.peerEnd, true) } : {}),
+      received: (flags & EGRESS_FLAG_RECEIVED) !== 0,
       ...(flags & EGRESS_FLAG_CUTOFF_PENDING ? { cutoffPending: true } : {}),
       ...(flags & EGRESS_FLAG_AWAITING_CUTOVER ? { awaitingCutover: true } : {}),
     };
@@ -290,6 +309,7 @@ export function decodeEgressEntry(key: Uint8Array, value: Uint8Array, synPayload
     old: readPathRewrite(value, o.old),
     twoPath,
     sndHigh: flags & EGRESS_FLAG_SND_HIGH ? dv.getUint32(o.sndHigh, true) : undefined,
+    ...(flags & EGRESS_FLAG_ACK_SENT_HIGH ? { ackSentHigh: dv.getUint32(o.ackSentHigh, true) } : {}),
     packets: fromU64(dv, o.packets, 'packets'),
     bytes: fromU64(dv, o.bytes, 'bytes'),
     lastSeen: fromU64(dv, o.lastSeen, 'lastSeen'),

@@ -56,6 +56,20 @@ export interface TwoPathState {
   /** Set once peerAckHigh >= seqCutoff: everything sent on the old path is acked. */
   drained: boolean;
   /**
+   * Where the peer anchor's old-path data ends, in the local stack's ack
+   * space: told by the peer (the `upTo` of its ack or teardown message) and
+   * undefined until then. A box that terminates TCP on the old path (a proxy
+   * splicing itself out) acknowledges data it has not yet delivered, so the
+   * peer's own acks say nothing about what arrived here.
+   */
+  peerEnd?: number | undefined;
+  /**
+   * Set once the peer's old-path end is known and the local stack has
+   * acknowledged everything up to it (or the peer sent nothing on the old
+   * path). The old path is done with when this and `drained` hold.
+   */
+  received: boolean;
+  /**
    * The anchor had sent nothing when it entered two paths (a session still
    * in its handshake): the first packet it sends fixes seqCutoff at its own
    * sequence number, so all of its data goes on the new path.
@@ -79,6 +93,11 @@ export interface EgressEntry {
   twoPath: TwoPathState | undefined;
   /** Highest sequence number + length (+SYN/FIN) sent so far, local space. */
   sndHigh: number | undefined;
+  /**
+   * Highest ack the local stack has sent through this entry (local ack
+   * space; like sndHigh, it never jumps more than a TCP window ahead).
+   */
+  ackSentHigh?: number | undefined;
   /** Packets and bytes rewritten by this entry (counters, not protocol state). */
   packets: number;
   bytes: number;

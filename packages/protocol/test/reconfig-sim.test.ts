@@ -8,7 +8,7 @@ import { DEFAULT_RETRY } from '../dist/reconfig/types.js';
 // a little after it starts using the new one. The data-plane simulation
 // (sim-data.test.ts) runs the same schedules with real packets.
 
-const FAST_RETRY = { ...DEFAULT_RETRY, rto: 20, maxRto: 320, tombstoneMs: 30_000, limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 8, teardown: 40, rightRequest: 8 } };
+const FAST_RETRY = { ...DEFAULT_RETRY, rto: 20, maxRto: 320, tombstoneMs: 30_000, limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 40, teardown: 40, rightRequest: 8 } };
 
 export function scheduleFor(seed: number): SimOptions {
   const r = (seed * 2654435761) >>> 0;

@@ -497,10 +497,10 @@ const newSub = tuple(A, 61001, ip('10.0.1.7'), 61001);
 const newDeltas = { seqDelta: 100000, ackDelta: 0xfffff000, tsvalDelta: 0, tsecrDelta: 0 };
 
 /** An anchor with cutoff 1000, m (newPathMinSeq) 5000 unless given. */
-function anchor(m: number | null = 5000) {
+function anchor(m: number | null = 5000, awaitPeerData = false) {
   const r = new Rewriter({ localAddresses: [A] });
   r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 1000 }));
-  r.table.enterTwoPath(session, rw(newSub, newDeltas));
+  r.table.enterTwoPath(session, rw(newSub, newDeltas), undefined, awaitPeerData);
   r.table.getEgress(session)!.twoPath!.newPathMinSeq = m ?? undefined;
   return r;
 }
@@ -610,6 +610,7 @@ t.test('two-path ingress: first new-path sequence number and drain', async (t) =
   t.equal(tp().newPathMinSeq, 7000, 'in the local ack space (after the inverse delta)');
   outputs(t, r.ingress(pkt({ tuple: reverseTuple(newSub), seq: 6500 - 0x10000, ack: 1000, payload: Uint8Array.of(1) })), 1);
   t.equal(tp().newPathMinSeq, 6500, 'minimum, whatever the order');
+  t.ok(tp().received, 'no box on the old segment changes the stream: the peer\'s acks say it all');
   const res = r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000 }));
   t.same(res.events, [{ type: 'oldPathDrained', egressKey: session }], 'peer acked up to the cutoff on the old path');
   t.same(r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1001 })).events, [], 'once');
@@ -617,6 +618,37 @@ t.test('two-path ingress: first new-path sequence number and drain', async (t) =
   r.table.leaveTwoPath(session, 'new');
   t.same(r.table.getEgress(session)?.old.tuple, newSub, 'completion: the new path is the only path');
   t.equal(r.table.getEgress(session)?.twoPath, undefined);
+});
+
+t.test('the receiving half: the old path is done only once the stack acknowledged where the peer says its old-path data ends', async (t) => {
+  // A splicing proxy acknowledges the peer's last bytes before it delivers
+  // them: the peer's teardown says where they end, and this anchor keeps
+  // the old path until its own stack has acknowledged that far.
+  const r = anchor(null, true);
+  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  const tp = () => r.table.getEgress(session)!.twoPath!;
+  t.same(r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000 })).events, [], 'our data is acknowledged, but the peer has not said where its data ends');
+  t.same([tp().drained, tp().received], [true, false]);
+  outputs(t, r.egress(pkt({ tuple: session, seq: 1000, ack: 6500 })), 1);
+  t.equal(r.table.getEgress(session)!.ackSentHigh, 6500, 'the highest ack the stack sent is kept');
+  t.same(r.table.setPeerEnd(session, 8000)?.received, false, 'the peer says its data ends at 8000: not yet received');
+  t.equal(r.table.setPeerEnd(session, 9000)?.peerEnd, 8000, 'the first value told stays');
+  t.same(r.egress(pkt({ tuple: session, seq: 1000, ack: (6500 + 2 ** 31) >>> 0 })).events, [], 'an ack far beyond a window does not count');
+  t.equal(r.table.getEgress(session)!.ackSentHigh, 6500);
+  t.same(r.egress(pkt({ tuple: session, seq: 1000, ack: 7999 })).events, [], 'one byte short');
+  t.same(r.egress(pkt({ tuple: session, seq: 1000, ack: 8000 })).events, [{ type: 'oldPathDrained', egressKey: session }], 'the stack acknowledged the last old-path byte');
+  t.same(r.egress(pkt({ tuple: session, seq: 1000, ack: 8001 })).events, [], 'once');
+
+  // the other order: received first, then our own data acknowledged
+  const q = anchor(null, true);
+  q.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  outputs(t, q.egress(pkt({ tuple: session, seq: 1000, ack: 8000 })), 1);
+  t.same(q.table.setPeerEnd(session, 8000)?.received, true, 'already acknowledged when told');
+  t.same(q.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 8000, ack: 999 })).events, []);
+  t.same(q.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 8000, ack: 1000 })).events, [{ type: 'oldPathDrained', egressKey: session }]);
+  t.equal(new Rewriter({ localAddresses: [A] }).table.setPeerEnd(session, 1), undefined, 'no entry on two paths: nothing to record');
+  const n = anchor(null, true);
+  t.same(n.table.setPeerEnd(session, undefined)?.received, true, 'the peer sent nothing on the old path: nothing to wait for');
 });
 
 t.test('two-path on an idle session starts drained; the ack high-water survives completion', async (t) => {

@@ -48,7 +48,7 @@ import {
 t.test('fixed sizes', async (t) => {
   t.equal(TUPLE_KEY_SIZE, 40);
   t.equal(PATH_REWRITE_SIZE, 60);
-  t.equal(EGRESS_VALUE_SIZE, 168);
+  t.equal(EGRESS_VALUE_SIZE, 176);
   t.equal(INGRESS_VALUE_SIZE, 136);
   t.equal(PENDING_VALUE_SIZE, 216);
   t.equal(POLICY_VALUE_SIZE, 216);
@@ -97,8 +97,14 @@ const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
 const egressArb: fc.Arbitrary<EgressEntry> = fc.record({
   key: tupleArb,
   old: pathArb,
-  twoPath: opt(fc.record({ newPath: pathArb, seqCutoff: u32, newPathMinSeq: opt(u32), peerAckHigh: opt(u32), drained: fc.boolean() })),
+  twoPath: opt(
+    fc.record(
+      { newPath: pathArb, seqCutoff: u32, newPathMinSeq: opt(u32), peerAckHigh: opt(u32), drained: fc.boolean(), peerEnd: u32, received: fc.boolean() },
+      { requiredKeys: ['newPath', 'seqCutoff', 'newPathMinSeq', 'peerAckHigh', 'drained', 'received'] },
+    ),
+  ),
   sndHigh: opt(u32),
+  ackSentHigh: opt(u32),
   packets: counter,
   bytes: counter,
   lastSeen: counter,
@@ -193,6 +199,7 @@ t.test('egress value: flag bits and offsets', async (t) => {
       newPathMinSeq: undefined,
       peerAckHigh: 0x55667788,
       drained: true,
+      received: false,
     },
     sndHigh: 0x99aabbcc,
     packets: 3,
@@ -208,7 +215,12 @@ t.test('egress value: flag bits and offsets', async (t) => {
   t.equal(hex(v.subarray(120, 124)), '3d010000');
   t.equal(hex(v.subarray(124, 128)), '44332211');
   t.equal(hex(v.subarray(128, 132)), '00000000', 'invalid newPathMinSeq left zero');
-  t.equal(hex(v.subarray(152, 160)), '0100000001000000', 'u64 little-endian');
+  t.equal(hex(v.subarray(140, 148)), '0000000000000000', 'invalid ackSentHigh and peerEnd left zero');
+  const v2 = encodeEgressValue({ ...e, ackSentHigh: 0x01020304, twoPath: { ...e.twoPath!, peerEnd: 0x0a0b0c0d, received: true } });
+  // ... | ACK_SENT_HIGH | PEER_END | RECEIVED
+  t.equal(hex(v2.subarray(120, 124)), '3d390000');
+  t.equal(hex(v2.subarray(140, 148)), '040302010d0c0b0a');
+  t.equal(hex(v.subarray(160, 168)), '0100000001000000', 'u64 little-endian');
   t.throws(() => decodeEgressEntry(encodeTupleKey(e.key), v), LayoutError, 'payload flag without payload');
   const d = decodeEgressEntry(encodeTupleKey(e.key), v, e.synPayload);
   t.same(norm(d), norm(e));

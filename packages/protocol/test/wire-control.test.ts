@@ -236,8 +236,15 @@ const goldens: Golden[] = [
     name: 'ack, IPv6 hop',
     value: { type: 'ack', ...common6, requester: ip('fd00::1') },
     family: 6,
-    bodyLen: 17,
-    body: A_FD00_1,
+    bodyLen: 18,
+    body: A_FD00_1 + '00',
+  },
+  {
+    name: 'ack with upTo, IPv4 hop',
+    value: { type: 'ack', ...common4, requester: ip('10.0.0.1'), upTo: 0x01020304 },
+    family: 4,
+    bodyLen: 10,
+    body: A_10_0_0_1 + '02' + '01020304',
   },
   {
     name: 'teardown from the left, IPv4 hop',
@@ -252,6 +259,20 @@ const goldens: Golden[] = [
     family: 6,
     bodyLen: 18,
     body: A_FD00_1 + '00',
+  },
+  {
+    name: 'teardown from the right, nothing sent on the old path, IPv4 hop',
+    value: { type: 'teardown', ...common4, requester: ip('10.0.0.9'), fromLeft: false, upTo: null },
+    family: 4,
+    bodyLen: 6,
+    body: A_10_0_0_9 + '04',
+  },
+  {
+    name: 'teardown from the left with upTo, IPv4 hop',
+    value: { type: 'teardown', ...common4, requester: ip('10.0.0.9'), fromLeft: true, upTo: 0xfffffffe },
+    family: 4,
+    bodyLen: 10,
+    body: A_10_0_0_9 + '03' + 'fffffffe',
   },
 ];
 
@@ -342,8 +363,9 @@ function messageArb(type: ControlType): fc.Arbitrary<ControlMessage> {
       return fc.record({ type: c(type), ...commonArb, reason: reasonArb });
     case 'ackCancel':
     case 'synAck':
-    case 'ack':
       return fc.record({ type: c(type), ...commonArb });
+    case 'ack':
+      return fc.record({ type: c(type), ...commonArb, upTo: fc.oneof(fc.constant(undefined), fc.constant(null), u32) }).map(({ upTo, ...m }) => (upTo === undefined ? m : { ...m, upTo }));
     case 'rightRequest':
       return fc.record({ type: c(type), ...commonArb, rightAnchor: addrArb, newChain: chainArb });
     case 'syn':
@@ -357,7 +379,9 @@ function messageArb(type: ControlType): fc.Arbitrary<ControlMessage> {
         deltas: deltasArb,
       });
     case 'teardown':
-      return fc.record({ type: c(type), ...commonArb, fromLeft: fc.boolean() });
+      return fc
+        .record({ type: c(type), ...commonArb, fromLeft: fc.boolean(), upTo: fc.oneof(fc.constant(undefined), fc.constant(null), u32) })
+        .map(({ upTo, ...m }) => (upTo === undefined ? m : { ...m, upTo }));
   }
 }
 
@@ -420,7 +444,11 @@ t.test('structural rejections', async (t) => {
   // Type-specific fields.
   const reasonMsg = fromHex(header('nackLock', 0, 4, 6) + A_10_0_0_1 + h8(NACK_REASONS.length));
   bad(reasonMsg, 'reason index one past the last');
-  bad(fromHex(header('teardown', 0, 4, 6) + A_10_0_0_1 + '02'), 'fromLeft 2');
+  bad(fromHex(header('teardown', 0, 4, 6) + A_10_0_0_1 + '02'), 'upTo announced, missing');
+  bad(fromHex(header('ack', 0, 4, 6) + A_10_0_0_1 + '01'), 'fromLeft on an ack');
+  bad(fromHex(header('ack', 0, 4, 10) + A_10_0_0_1 + '06' + '00000001'), 'upTo and nothing sent at once');
+  bad(fromHex(header('teardown', 0, 4, 6) + A_10_0_0_1 + '08'), 'ends bit 3');
+  bad(fromHex(header('ack', 0, 4, 5) + A_10_0_0_1), 'ack without its ends byte');
   bad(fromHex(header('ackCancel', 0, 4, 6) + A_10_0_0_1 + '00'), 'a byte of body past the fields');
   const entries = Array.from({ length: 17 }, () => '04' + '0a010101').join('');
   bad(fromHex(header('rightRequest', 0, 4, 11 + 17 * 5) + A_10_0_0_1 + A_10_0_0_9 + '11' + entries), 'chain of 17');
@@ -448,6 +476,8 @@ t.test('encoder refuses values it cannot represent', async (t) => {
   no({ ...m, rightAnchor: { family: 6, bytes: new Uint8Array(4) } }, 'IPv6 with 4 bytes');
   no({ type: 'nackLock', ...common4, requester: ip('10.0.0.1'), reason: 'because' }, 'unknown reason');
   no({ type: 'teardown', ...common4, requester: ip('10.0.0.1'), fromLeft: 1 }, 'fromLeft not boolean');
+  no({ type: 'teardown', ...common4, requester: ip('10.0.0.1'), fromLeft: true, upTo: 2 ** 32 }, 'upTo 2^32');
+  no({ type: 'ack', ...common4, requester: ip('10.0.0.1'), upTo: -1 }, 'upTo -1');
   no(
     { type: 'rightRequest', ...common4, requester: ip('10.0.0.1'), rightAnchor: ip('10.0.0.2'), newChain: Array(17).fill(ip('10.0.0.3')) },
     'chain of 17',

@@ -95,6 +95,7 @@ const controlArb: fc.Arbitrary<ControlMessage> = fc
     deltas: deltasArb,
     reason: fc.constantFrom(...NACK_REASONS),
     fromLeft: fc.boolean(),
+    upTo: fc.oneof(fc.constant(undefined), fc.constant(null), u32),
   })
   .map((f): ControlMessage => {
     const c = { subsession: f.subsession, reconfigId: f.reconfigId, msgSeq: f.msgSeq, requester: f.requester };
@@ -107,14 +108,15 @@ const controlArb: fc.Arbitrary<ControlMessage> = fc
         return { type: f.type, ...c, reason: f.reason };
       case 'ackCancel':
       case 'synAck':
-      case 'ack':
         return { type: f.type, ...c };
+      case 'ack':
+        return { type: f.type, ...c, ...(f.upTo !== undefined ? { upTo: f.upTo } : {}) };
       case 'rightRequest':
         return { type: f.type, ...c, rightAnchor: f.rightAnchor, newChain: f.chain };
       case 'syn':
         return { type: f.type, ...c, leftAnchor: f.leftAnchor, rightAnchor: f.rightAnchor, session: f.session, chain: f.chain, deltas: f.deltas };
       case 'teardown':
-        return { type: f.type, ...c, fromLeft: f.fromLeft };
+        return { type: f.type, ...c, fromLeft: f.fromLeft, ...(f.upTo !== undefined ? { upTo: f.upTo } : {}) };
     }
   });
 

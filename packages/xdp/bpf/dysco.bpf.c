@@ -293,6 +293,30 @@ static __always_inline void snd_high_update(struct dysco_egress *e, __u32 end, i
 	seq_update(&e->snd_high, &e->flags, EGRESS_SND_HIGH, end, 1);
 }
 
+/* The highest ack the stack sent, kept the same way (as rewriter.ts advanceAckSent). */
+static __always_inline void ack_sent_update(struct dysco_egress *e, __u32 ack)
+{
+	if (*(volatile __u32 *)&e->flags & EGRESS_ACK_SENT_HIGH) {
+		__u32 cur = *(volatile __u32 *)&e->ack_sent_high;
+		if (!seq_gt(ack, cur) || ack - cur > DYSCO_MAX_TCP_WINDOW)
+			return;
+	}
+	seq_update(&e->ack_sent_high, &e->flags, EGRESS_ACK_SENT_HIGH, ack, 1);
+}
+
+/*
+ * Sets one of the two halves of an anchor's completion (DRAINED: what it
+ * sent on the old path is acked; RECEIVED: what its peer sent there is
+ * received and acked) and reports the old path done when the other half
+ * was already set.
+ */
+static __always_inline void old_path_half(struct dysco_egress *e, const struct dysco_tuple *key, __u32 bit, __u32 other)
+{
+	__u32 before = __sync_fetch_and_or(&e->flags, bit);
+	if (!(before & bit) && (before & other))
+		emit_key_event(DYSCO_EV_OLD_PATH_DRAINED, 0, key);
+}
+
 /* FIN/RST bookkeeping of rule 4 on an egress entry (NULL: none). */
 static __always_inline void close_tracking(struct dysco_egress *e, const struct dysco_tuple *key, __u8 flags,
 					   int outgoing)
@@ -667,6 +691,8 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 	__u32 S = pkt_seq(p);
 	__u32 end = S + p->payload_len + ((flags & TCP_SYN) ? 1 : 0) + ((flags & TCP_FIN) ? 1 : 0);
 	snd_high_update(e, end, flags & TCP_SYN);
+	if (flags & TCP_ACK)
+		ack_sent_update(e, pkt_ack(p));
 	close_tracking(e, &p->key, flags, 1);
 
 	__u32 ef = *(volatile __u32 *)&e->flags;
@@ -698,6 +724,10 @@ static __always_inline int egress_established(void *ctx, enum dysco_ctx kind, st
 		__sync_fetch_and_and(&e->flags, ~EGRESS_CUTOFF_PENDING);
 	}
 	ef = *(volatile __u32 *)&e->flags;
+	if ((ef & (EGRESS_PEER_END | EGRESS_RECEIVED)) == EGRESS_PEER_END && (ef & EGRESS_ACK_SENT_HIGH) &&
+	    seq_geq(*(volatile __u32 *)&e->ack_sent_high, e->peer_end))
+		/* the stack acknowledged the last of what the peer sent on the old path */
+		old_path_half(e, &p->key, EGRESS_RECEIVED, EGRESS_DRAINED);
 	int held = (ef & EGRESS_AWAITING_CUTOVER) != 0;
 	__u32 c = e->seq_cutoff;
 	int m_valid = (ef & EGRESS_NEW_PATH_MIN_SEQ) != 0;
@@ -839,11 +869,8 @@ static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, s
 			seq_update(&e->peer_ack_high, &e->flags, EGRESS_PEER_ACK_HIGH, ack, 1);
 			__u32 ef = *(volatile __u32 *)&e->flags;
 			if (!(ef & (EGRESS_DRAINED | EGRESS_AWAITING_CUTOVER | EGRESS_CUTOFF_PENDING)) &&
-			    seq_geq(e->peer_ack_high, e->seq_cutoff)) {
-				__u32 before = __sync_fetch_and_or(&e->flags, EGRESS_DRAINED);
-				if (!(before & EGRESS_DRAINED))
-					emit_key_event(DYSCO_EV_OLD_PATH_DRAINED, 0, &in->egress_key);
-			}
+			    seq_geq(e->peer_ack_high, e->seq_cutoff))
+				old_path_half(e, &in->egress_key, EGRESS_DRAINED, EGRESS_RECEIVED);
 		}
 	}
 	close_tracking(e, &in->egress_key, flags, 0);

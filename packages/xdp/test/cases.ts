@@ -56,12 +56,15 @@ export interface TwoPathSpec {
   readonly m: number | undefined;
   readonly peerAckHigh: number | undefined;
   readonly drained: boolean;
+  readonly peerEnd: number | undefined;
+  readonly received: boolean;
 }
 
 export interface EgressSpec {
   readonly old: PathRewrite;
   readonly twoPath: TwoPathSpec | undefined;
   readonly sndHigh: number | undefined;
+  readonly ackSentHigh: number | undefined;
   readonly finSent: boolean;
   readonly finReceived: boolean;
   readonly ended: boolean;
@@ -76,6 +79,8 @@ function egressSpecOf(family: 4 | 6, base: number): fc.Arbitrary<EgressSpec> {
       m: fc.option(near(base), { nil: undefined }),
       peerAckHigh: fc.option(near(base), { nil: undefined }),
       drained: fc.boolean(),
+      peerEnd: fc.option(near(base), { nil: undefined }),
+      received: fc.boolean(),
     })
     .map((t) => ({
       ...t,
@@ -86,6 +91,7 @@ function egressSpecOf(family: 4 | 6, base: number): fc.Arbitrary<EgressSpec> {
     old: pathOf(family),
     twoPath: fc.oneof(fc.constant(undefined), twoPath, twoPath),
     sndHigh: fc.option(near(base), { nil: undefined }),
+    ackSentHigh: fc.option(near(base), { nil: undefined }),
     finSent: fc.boolean(),
     finReceived: fc.boolean(),
     ended: fc.boolean(),
@@ -103,10 +109,13 @@ export function egressEntry(key: FiveTuple, s: EgressSpec): EgressEntry {
       newPathMinSeq: tp.m,
       peerAckHigh: tp.peerAckHigh,
       drained: tp.drained,
+      ...(tp.peerEnd !== undefined ? { peerEnd: tp.peerEnd } : {}),
+      received: tp.received,
       ...(tp.kind === 'cutoffPending' ? { cutoffPending: true } : {}),
       ...(tp.kind === 'awaiting' ? { awaitingCutover: true } : {}),
     },
     sndHigh: s.sndHigh,
+    ...(s.ackSentHigh !== undefined ? { ackSentHigh: s.ackSentHigh } : {}),
     packets: 7,
     bytes: 7000,
     lastSeen: 0,

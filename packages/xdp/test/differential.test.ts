@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { DataPlane } from '@dysco/xdp';
 import { diffCaseArb } from './cases.js';
-import { compareCase } from './harness.js';
+import { compareCase, type DiffStats } from './harness.js';
 import { privilegedSkipReason } from './privileged.js';
 
 const skip = privilegedSkipReason();
@@ -29,7 +29,7 @@ t.test('reference rewriter and compiled programs agree', skip ? { skip } : {}, a
   });
   let cases = 0;
   let ingressCases = 0;
-  const stats = { twoOutputs: 0, rewritten: 0, dropped: 0 };
+  const stats: DiffStats = { twoOutputs: 0, rewritten: 0, dropped: 0 };
   fc.assert(
     fc.property(diffCaseArb(), (c) => {
       cases++;
@@ -45,4 +45,9 @@ t.test('reference rewriter and compiled programs agree', skip ? { skip } : {}, a
   t.ok(cases >= runs, `${cases} cases compared (${ingressCases} ingress through TC and XDP)`);
   t.comment(`program runs: ${stats.rewritten} rewritten, ${stats.dropped} dropped, ${stats.twoOutputs} needing two outputs`);
   t.ok(stats.rewritten > runs / 4, 'a good share of the cases is rewritten, not passed');
+  t.comment(`old paths reported done: ${stats.doneByOwnAck ?? 0} by an ack sent, ${stats.doneByPeerAck ?? 0} by an ack received`);
+  if (runs >= 1000) {
+    t.ok((stats.doneByOwnAck ?? 0) > 0, 'the receiving half completes an old path in some cases (an ack the stack sent)');
+    t.ok((stats.doneByPeerAck ?? 0) > 0, 'the sending half completes an old path in some cases (an ack the peer sent)');
+  }
 });

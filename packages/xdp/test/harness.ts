@@ -88,14 +88,23 @@ export function compareCase(
   dp: DataPlane,
   c: DiffCase,
   program: Program,
-  stats?: { twoOutputs: number; rewritten: number; dropped: number },
+  stats?: DiffStats,
   tapped?: () => Buffer[],
 ): string[] {
   return comparePrepared(dp, prepare(c), program, stats, tapped);
 }
 
+/** What the runs covered; the two `doneBy` counts: old paths reported done by an ack sent (the receiving half) or received. */
+export interface DiffStats {
+  twoOutputs: number;
+  rewritten: number;
+  dropped: number;
+  doneByOwnAck?: number;
+  doneByPeerAck?: number;
+}
+
 /** Zeroes the byte ranges of a value that hold clocks (the kernel's clock is not the reference's). */
-const CLOCKS: Record<string, [number, number]> = { egress: [160, 168], ingress: [120, 128], pending: [48, 56] };
+const CLOCKS: Record<string, [number, number]> = { egress: [168, 176], ingress: [120, 128], pending: [48, 56] };
 
 function clockless(kind: string, v: Uint8Array): string {
   const b = Buffer.from(v);
@@ -114,7 +123,7 @@ export function comparePrepared(
   dp: DataPlane,
   c: Prepared,
   program: Program,
-  stats?: { twoOutputs: number; rewritten: number; dropped: number },
+  stats?: DiffStats,
   tapped?: () => Buffer[],
 ): string[] {
   const pkt = c.packet;
@@ -145,6 +154,10 @@ export function comparePrepared(
     if (result.packets.length === 2) stats.twoOutputs++;
     else if (result.verdict === 'rewrite') stats.rewritten++;
     else if (result.verdict === 'drop') stats.dropped++;
+    if (result.events.some((e) => e.type === 'oldPathDrained')) {
+      if (c.direction === 'egress') stats.doneByOwnAck = (stats.doneByOwnAck ?? 0) + 1;
+      else stats.doneByPeerAck = (stats.doneByPeerAck ?? 0) + 1;
+    }
   }
   if (result.packets.length === 2 && tapped) {
     const first = tapped();

@@ -2,6 +2,7 @@ import type { SessionTable } from '../rewriter.js';
 import type { Deltas } from '../messages.js';
 import type { PathRewrite } from '../table.js';
 import { type FiveTuple, reverseTuple } from '../tuple.js';
+import { seqGeq } from '../seq.js';
 import type { ProtocolAction, Side } from './types.js';
 
 /**
@@ -55,8 +56,9 @@ export function anchorEgressKey(session: FiveTuple, side: Side): FiveTuple {
 
 /**
  * Applies one path action to the table. Returns true when an anchor that
- * just entered two paths has nothing unacknowledged on its old path (the
- * caller then reports `oldPathDrained` right away).
+ * just entered two paths is done with its old path (the caller then reports
+ * `oldPathDrained` right away); it never is before its peer has said where
+ * its old-path data ends (see `peerEndOf`).
  */
 export function applyPathAction(table: SessionTable, session: FiveTuple, a: PathAction, now: number): boolean {
   const back = reverseTuple(session);
@@ -71,8 +73,10 @@ export function applyPathAction(table: SessionTable, session: FiveTuple, a: Path
       table.prepareTwoPath(anchorEgressKey(session, a.side), newPathRewrite(a.side, a.hop.subsession, a.deltas));
       return false;
     }
-    case 'enterTwoPaths':
-      return table.enterTwoPath(anchorEgressKey(session, a.side), newPathRewrite(a.side, a.hop.subsession, a.deltas)).drained;
+    case 'enterTwoPaths': {
+      const tp = table.enterTwoPath(anchorEgressKey(session, a.side), newPathRewrite(a.side, a.hop.subsession, a.deltas), undefined, a.awaitPeerData);
+      return tp.drained && tp.received;
+    }
     case 'completeTwoPaths': {
       const key = anchorEgressKey(session, a.side);
       if (table.getEgress(key)?.twoPath) table.leaveTwoPath(key, 'new');
@@ -103,4 +107,56 @@ export function applyPathAction(table: SessionTable, session: FiveTuple, a: Path
       return false;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// the receiving half of an anchor's completion
+
+/**
+ * Where an anchor's old-path data ends, for the `upTo` of the ack and
+ * teardown messages it sends its peer: its cutoff moved by the sequence
+ * delta its new path applies (the left anchor applies the segment's deltas,
+ * the right anchor none). null: it sent nothing on the old path;
+ * undefined: the anchor on `side` is not on two paths (a repeated teardown
+ * after completion), so nothing is said.
+ */
+export function oldPathEnd(table: SessionTable, session: FiveTuple, side: Side): number | null | undefined {
+  const tp = table.getEgress(anchorEgressKey(session, side))?.twoPath;
+  if (!tp || tp.awaitingCutover) return undefined;
+  if (tp.cutoffPending) return null;
+  return (tp.seqCutoff + tp.newPath.seqDelta) >>> 0;
+}
+
+/**
+ * Takes the peer's `upTo` (null: it sent nothing on the old path) into the
+ * anchor's entry, moved into the local ack
+ * space by the rewrite of what arrives on the new path (the left anchor's
+ * undoes the segment's deltas). Until then the anchor's old path is never
+ * done: a box that terminates TCP (a splicing proxy) acknowledged the
+ * peer's last bytes before delivering them, and cutting the old path would
+ * lose them. Returns true when the old path is now done with (drained and
+ * received), false otherwise or when the anchor is not on two paths.
+ */
+export function takePeerEnd(table: SessionTable, session: FiveTuple, side: Side, upTo: number | null): boolean {
+  const key = anchorEgressKey(session, side);
+  const tp0 = table.getEgress(key)?.twoPath;
+  if (!tp0) return false;
+  const back = table.getIngress(reverseTuple(tp0.newPath.tuple));
+  const local = upTo === null ? undefined : (upTo + (back?.rewrite.seqDelta ?? 0)) >>> 0;
+  const tp = table.setPeerEnd(key, local);
+  return tp !== undefined && tp.drained && tp.received;
+}
+
+/**
+ * Whether an anchor's old path is done with by the entry's fields, for a
+ * caller that polls the table (a flag the data plane set can be lost to a
+ * concurrent rewrite of the entry by the agent).
+ */
+export function oldPathDone(table: SessionTable, session: FiveTuple, side: Side): boolean {
+  const e = table.getEgress(anchorEgressKey(session, side));
+  const tp = e?.twoPath;
+  if (!e || !tp || tp.awaitingCutover) return false;
+  const drained = tp.drained || (!tp.cutoffPending && tp.peerAckHigh !== undefined && seqGeq(tp.peerAckHigh, tp.seqCutoff));
+  const received = tp.received || (tp.peerEnd !== undefined && e.ackSentHigh !== undefined && seqGeq(e.ackSentHigh, tp.peerEnd));
+  return drained && received;
 }

@@ -377,6 +377,11 @@ function completeOn(side: 'left' | 'right'): Acts {
 
 const completeLeft = completeOn('right');
 
+/** Whether a segment's boxes change the byte stream (their sequence deltas are not zero): see enterTwoPaths. */
+export function changesStream(d: Deltas): boolean {
+  return (d.seqLR | 0) !== 0 || (d.seqRL | 0) !== 0;
+}
+
 export function leftAnchorMachine(retry: RetryPolicy) {
   return setup({
     types: { context: {} as LeftAnchorContext, events: {} as LeftAnchorEvent },
@@ -439,7 +444,7 @@ export function leftAnchorMachine(retry: RetryPolicy) {
             target: 'TwoPaths',
             actions: [
               ...settle('syn'),
-              emit(({ context }) => ({ type: 'enterTwoPaths', side: 'right', hop: context.newHop, deltas: context.deltas })),
+              emit(({ context }) => ({ type: 'enterTwoPaths', side: 'right', hop: context.newHop, deltas: context.deltas, awaitPeerData: changesStream(context.deltas) })),
               emit(({ context }) => ({ type: 'send', to: context.newHop.agent, message: context.wire.ack })),
             ],
           },
@@ -605,7 +610,7 @@ export function rightAnchorMachine(retry: RetryPolicy) {
           syn: { actions: emit(({ context }) => ({ type: 'send', to: context.newHop.agent, message: context.synAck })) },
           ack: {
             target: 'TwoPaths',
-            actions: [...settle('synAck'), emit(({ context }) => ({ type: 'enterTwoPaths', side: 'left', hop: context.newHop, deltas: ZERO_DELTAS }))],
+            actions: [...settle('synAck'), emit(({ context }) => ({ type: 'enterTwoPaths', side: 'left', hop: context.newHop, deltas: ZERO_DELTAS, awaitPeerData: changesStream(context.deltas) }))],
           },
           // the left anchor only tears down once it is in TwoPaths: our ack was lost
           teardown: {
@@ -613,12 +618,13 @@ export function rightAnchorMachine(retry: RetryPolicy) {
             actions: [
               ...settle('synAck'),
               assign({ peerDrained: true }),
-              emit(({ context }) => ({ type: 'enterTwoPaths', side: 'left', hop: context.newHop, deltas: ZERO_DELTAS })),
+              emit(({ context }) => ({ type: 'enterTwoPaths', side: 'left', hop: context.newHop, deltas: ZERO_DELTAS, awaitPeerData: changesStream(context.deltas) })),
             ],
           },
           timeout: [
             { guard: retriesLeft('synAck'), actions: retransmit('synAck') },
-            // stop repeating; the left anchor's ack, teardown or cancelLock still resolves this state
+            // stop repeating; the left anchor's ack, teardown (after the fallback of an agent that waited
+            // a minute for ours) or cancelLock still resolves this state
             { guard: isTimer('synAck'), actions: expire('synAck') },
           ],
           cancelLock: {

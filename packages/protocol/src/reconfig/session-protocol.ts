@@ -19,7 +19,7 @@ import {
   type RightAnchorContext,
   type Wire,
 } from './machines.js';
-import { DEFAULT_RETRY, type Hop, type ProtocolAction, type ProtocolEvent, type RetryPolicy, type TimerName } from './types.js';
+import { DEFAULT_RETRY, type Hop, type ProtocolAction, type ProtocolEvent, type RetryPolicy, type Side, type TimerName } from './types.js';
 
 export type LockState = 'unlocked' | 'lockPending' | 'locked';
 export type LeftAnchorState = 'OnePath' | 'Requesting' | 'SettingUp' | 'TwoPaths' | 'Canceling';
@@ -388,11 +388,29 @@ export class SessionProtocol {
     this.collect(acts, out);
   }
 
+  /**
+   * For an ack or teardown this protocol has just handled: the side of this
+   * agent's anchor (on two paths, in the message's reconfiguration) whose
+   * peer it comes from, so that the caller can record where the peer's
+   * old-path data ends (the message's `upTo`, see `takePeerEnd`); undefined
+   * when the message is not for such an anchor.
+   */
+  peerEndSide(m: ControlMessage): Side | undefined {
+    if (m.type !== 'ack' && m.type !== 'teardown') return undefined;
+    const toRight = m.type === 'ack' || m.fromLeft;
+    const state = toRight ? this.rightAnchorState : this.leftAnchorState;
+    const c = toRight ? this.rightAnchorContext : this.leftAnchorContext;
+    if (state !== 'TwoPaths' || c.reconfigId !== m.reconfigId || !c.requester || !addressEquals(c.requester, m.requester)) return undefined;
+    return toRight ? 'left' : 'right';
+  }
+
   private runLeft(ev: Parameters<typeof transition<ReturnType<typeof leftAnchorMachine>>>[2], out: ProtocolAction[]): void {
     const before = this.leftAnchorState;
     const [s, acts] = transition(this.leftM, this.leftS, ev);
     this.leftS = s;
+    const from = out.length;
     this.collect(acts, out);
+    markAnchorSends(out, from, 'right');
     this.afterLeft(before, out);
   }
 
@@ -400,7 +418,9 @@ export class SessionProtocol {
     const before = this.rightAnchorState;
     const [s, acts] = transition(this.rightM, this.rightS, ev);
     this.rightS = s;
+    const from = out.length;
     this.collect(acts, out);
+    markAnchorSends(out, from, 'left');
     this.afterRight(before, out);
   }
 
@@ -881,3 +901,11 @@ export class SessionProtocol {
 }
 
 export type { AnyStateMachine };
+
+/** Marks the ack and teardowns an anchor machine sent (out[from..]) with the side of its new path. */
+function markAnchorSends(out: ProtocolAction[], from: number, side: Side): void {
+  for (let i = from; i < out.length; i++) {
+    const a = out[i]!;
+    if (a.type === 'send' && (a.message.type === 'ack' || a.message.type === 'teardown')) out[i] = { ...a, anchorSide: side };
+  }
+}

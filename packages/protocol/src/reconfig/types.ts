@@ -47,8 +47,11 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   // is patient (about a minute): an anchor that finishes without its
   // peer's teardown cuts the old path, which the peer may still need to
   // drain; and a finished anchor remembers its teardown (tombstone) longer
-  // than its peer keeps asking for it.
-  limits: Object.freeze({ requestLock: 6, syn: 6, synAck: 6, teardown: 20, rightRequest: 6, cancelLock: Infinity }),
+  // than its peer keeps asking for it. synAck is as patient: the right
+  // anchor's ack (which says where the left anchor's old-path data ends)
+  // is what lets it finish first, and the left anchor only tears down
+  // after it has heard from the right one.
+  limits: Object.freeze({ requestLock: 6, syn: 6, synAck: 20, teardown: 20, rightRequest: 6, cancelLock: Infinity }),
   tombstoneMs: 120_000,
 });
 
@@ -81,13 +84,36 @@ export type ProtocolEvent =
 
 
 export type ProtocolAction =
-  | { readonly type: 'send'; readonly to: Address; readonly message: ControlMessage }
+  | {
+      readonly type: 'send';
+      readonly to: Address;
+      readonly message: ControlMessage;
+      /**
+       * Set on the ack and teardowns an anchor of this agent sends: the side
+       * of its new path. The caller adds where the anchor's old-path data
+       * ends (`upTo`, see `oldPathEnd`), which only its data plane knows.
+       */
+      readonly anchorSide?: Side;
+    }
   | { readonly type: 'armTimer'; readonly timer: TimerName; readonly delay: number }
   | { readonly type: 'cancelTimer'; readonly timer: TimerName }
   /** Install the receive side of a new path at an anchor (side: where the new path attaches). */
   | { readonly type: 'prepareNewPath'; readonly side: Side; readonly hop: Hop; readonly deltas: Deltas }
   /** Start sending on the new path (two-path mode with cutoffs). */
-  | { readonly type: 'enterTwoPaths'; readonly side: Side; readonly hop: Hop; readonly deltas: Deltas }
+  | {
+      readonly type: 'enterTwoPaths';
+      readonly side: Side;
+      readonly hop: Hop;
+      readonly deltas: Deltas;
+      /**
+       * A box of the old segment changes the byte stream (a proxy splicing
+       * itself out, or one that did before): it acknowledges data before
+       * delivering it, so the anchor keeps the old path until its own stack
+       * has acknowledged where the peer's old-path data ends (the `upTo` of
+       * the peer's ack or teardown). Otherwise the peer's own acks say it all.
+       */
+      readonly awaitPeerData: boolean;
+    }
   /** Make the new path the only path and remove the old one. */
   | { readonly type: 'completeTwoPaths'; readonly side: Side; readonly oldHop: Hop; readonly newHop: Hop }
   /** Remove a new path that did not come up. */

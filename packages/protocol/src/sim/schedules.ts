@@ -13,7 +13,7 @@ export const SIM_RETRY: RetryPolicy = {
   rto: 20,
   maxRto: 320,
   tombstoneMs: 30_000,
-  limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 8, teardown: 40, rightRequest: 8 },
+  limits: { ...DEFAULT_RETRY.limits, requestLock: 8, syn: 8, synAck: 40, teardown: 40, rightRequest: 8 },
 };
 
 /**

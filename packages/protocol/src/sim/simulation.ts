@@ -2,7 +2,7 @@ import { type Address, addressEquals, formatAddress, parseAddress } from '../add
 import { type FiveTuple, formatTuple, tuple } from '../tuple.js';
 import type { ControlMessage } from '../messages.js';
 import { SessionProtocol } from '../reconfig/session-protocol.js';
-import { DEFAULT_RETRY, type Hop, type ProtocolAction, type RetryPolicy, type TimerName } from '../reconfig/types.js';
+import { DEFAULT_RETRY, type Hop, type ProtocolAction, type RetryPolicy, type Side, type TimerName } from '../reconfig/types.js';
 import { type LinkModel, Network, PERFECT_LINK } from './network.js';
 import { Rng } from './rng.js';
 
@@ -202,7 +202,8 @@ export class Simulation {
   }
 
   /** Puts a control message on the wire (the data simulation encodes and signs it). */
-  protected sendControl(from: SimAgent, to: Address, message: ControlMessage): void {
+  /** `anchorSide`: an anchor's ack or teardown (see the send action); the data simulation adds its old-path end. */
+  protected sendControl(from: SimAgent, to: Address, message: ControlMessage, _anchorSide?: Side): void {
     this.net.send(to, { kind: 'control', from: from.address, message });
   }
 
@@ -230,7 +231,11 @@ export class Simulation {
     }
     this.log(`${agent.name} <- ${this.describe(w.from)}: ${m.type} #${m.reconfigId}`);
     this.execute(agent, proto.handle({ type: 'message', message: m, from: w.from, ...(nextHop ? { nextHop } : {}) }));
+    this.afterMessage(agent, proto, m);
   }
+
+  /** What the data plane does with a message the protocol has handled (nothing without one). */
+  protected afterMessage(_agent: SimAgent, _proto: SessionProtocol, _m: ControlMessage): void {}
 
   protected newProtocol(agent: SimAgent, session: FiveTuple): SessionProtocol {
     return new SessionProtocol({ self: agent.address, session, retry: this.retry });
@@ -247,7 +252,7 @@ export class Simulation {
     for (const a of actions) {
       switch (a.type) {
         case 'send':
-          this.sendControl(agent, a.to, a.message);
+          this.sendControl(agent, a.to, a.message, a.anchorSide);
           break;
         case 'armTimer': {
           const gen = (agent.timerGen.get(a.timer) ?? 0) + 1;

@@ -124,6 +124,31 @@ function readReason(r: ByteReader): NackReason {
   return reason;
 }
 
+/**
+ * The ends byte of ack and teardown: bit 0 fromLeft (teardown only), bit 1
+ * an upTo u32 follows, bit 2 the sender sent nothing on the old path (upTo
+ * null; never with bit 1).
+ */
+const ENDS_FROM_LEFT = 1;
+const ENDS_UP_TO = 2;
+const ENDS_NOTHING = 4;
+
+function writeEnds(w: ByteWriter, fromLeft: boolean, upTo: number | null | undefined): void {
+  if (upTo !== undefined && upTo !== null) checkUint(FORMAT, upTo, 32, 'upTo');
+  w.u8((fromLeft ? ENDS_FROM_LEFT : 0) | (typeof upTo === 'number' ? ENDS_UP_TO : 0) | (upTo === null ? ENDS_NOTHING : 0));
+  if (typeof upTo === 'number') w.u32(upTo);
+}
+
+function readEnds(r: ByteReader, teardown: boolean): { fromLeft: boolean; upTo?: number | null } {
+  const b = r.u8('ends');
+  const allowed = ENDS_UP_TO | ENDS_NOTHING | (teardown ? ENDS_FROM_LEFT : 0);
+  if ((b & ~allowed) !== 0) r.fail(`ends byte 0x${b.toString(16)} has unknown bits`);
+  if ((b & ENDS_UP_TO) !== 0 && (b & ENDS_NOTHING) !== 0) r.fail('ends byte says both upTo and nothing sent');
+  const fromLeft = (b & ENDS_FROM_LEFT) !== 0;
+  if (b & ENDS_UP_TO) return { fromLeft, upTo: r.u32('upTo') };
+  return b & ENDS_NOTHING ? { fromLeft, upTo: null } : { fromLeft };
+}
+
 function writeBody(w: ByteWriter, m: ControlMessage): void {
   writeTaggedAddress(w, FORMAT, m.requester, 'requester');
   switch (m.type) {
@@ -138,7 +163,9 @@ function writeBody(w: ByteWriter, m: ControlMessage): void {
       return;
     case 'ackCancel':
     case 'synAck':
+      return;
     case 'ack':
+      writeEnds(w, false, m.upTo);
       return;
     case 'rightRequest':
       writeTaggedAddress(w, FORMAT, m.rightAnchor, 'rightAnchor');
@@ -153,7 +180,7 @@ function writeBody(w: ByteWriter, m: ControlMessage): void {
       return;
     case 'teardown':
       if (typeof m.fromLeft !== 'boolean') throw new WireFormatError(FORMAT, 'cannot encode fromLeft: not a boolean');
-      w.u8(m.fromLeft ? 1 : 0);
+      writeEnds(w, m.fromLeft, m.upTo);
       return;
     default: {
       const never: never = m;
@@ -182,8 +209,11 @@ function readBody(r: ByteReader, type: ControlType, c: Common): ControlMessage {
       return { type, ...c, requester, reason: readReason(r) };
     case 'ackCancel':
     case 'synAck':
-    case 'ack':
       return { type, ...c, requester };
+    case 'ack': {
+      const { fromLeft: _, ...e } = readEnds(r, false);
+      return { type, ...c, requester, ...e };
+    }
     case 'rightRequest': {
       const rightAnchor = readTaggedAddress(r, 'rightAnchor');
       const newChain = readChain(r, CONTROL_MAX_CHAIN, 'newChain');
@@ -198,9 +228,7 @@ function readBody(r: ByteReader, type: ControlType, c: Common): ControlMessage {
       return { type, ...c, requester, leftAnchor, rightAnchor, session, chain, deltas };
     }
     case 'teardown': {
-      const b = r.u8('fromLeft');
-      if (b > 1) r.fail(`fromLeft must be 0 or 1, not ${b}`);
-      return { type, ...c, requester, fromLeft: b === 1 };
+      return { type, ...c, requester, ...readEnds(r, true) };
     }
   }
 }

@@ -44,6 +44,9 @@ struct dysco_path {
 #define EGRESS_SYN_PAYLOAD (1u << 8)
 #define EGRESS_CUTOFF_PENDING (1u << 9)
 #define EGRESS_AWAITING_CUTOVER (1u << 10)
+#define EGRESS_ACK_SENT_HIGH (1u << 11)
+#define EGRESS_PEER_END (1u << 12)
+#define EGRESS_RECEIVED (1u << 13)
 
 struct dysco_egress {
 	struct dysco_path old;
@@ -53,6 +56,8 @@ struct dysco_egress {
 	__u32 new_path_min_seq;
 	__u32 peer_ack_high;
 	__u32 snd_high;
+	__u32 ack_sent_high;
+	__u32 peer_end;
 	__u32 pad;
 	__u64 packets;
 	__u64 bytes;
@@ -115,7 +120,7 @@ struct dysco_policy {
 
 _Static_assert(sizeof(struct dysco_tuple) == 40, "tuple is 40 bytes");
 _Static_assert(sizeof(struct dysco_path) == 60, "path_rewrite is 60 bytes");
-_Static_assert(sizeof(struct dysco_egress) == 168, "egress_value is 168 bytes");
+_Static_assert(sizeof(struct dysco_egress) == 176, "egress_value is 176 bytes");
 _Static_assert(sizeof(struct dysco_ingress) == 136, "ingress_value is 136 bytes");
 _Static_assert(sizeof(struct dysco_pending) == 216, "pending_value is 216 bytes");
 _Static_assert(sizeof(struct dysco_syn_payload) == 260, "syn_payload_value is 260 bytes");
