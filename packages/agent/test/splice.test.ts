@@ -62,6 +62,59 @@ t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives o
   t.equal(table.pending, 0, 'the proxy holds no pending entry once it is off the path');
 });
 
+t.test('a proxy spliced out while it still holds data it acknowledged: the anchors keep it until both ends have every byte', skip ? { skip } : {}, async (t) => {
+  // The proxy's own data segments (to the client and to the server) are held
+  // back around the splice: its TCP has acknowledged bytes it cannot deliver
+  // yet, and both anchors' own data is acknowledged (by the proxy) at once.
+  // If the anchors finished then, the proxy would leave with those bytes and
+  // both transfers would stall for good.
+  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
+  t.teardown(() => bed.destroy());
+  const [client, proxy, server] = (['client', 'proxy', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host];
+  proxy.run(
+    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
+  );
+  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
+  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
+  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
+  await server.startAgent();
+  const spliceAfter = 1500;
+  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', String(spliceAfter)]);
+  const lines: string[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  app.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
+  });
+  await isReady;
+  const bytes = 3_000_000;
+  const tr = await transfer(client, server, { bytes, rate: 1_000_000 });
+  await tr.connected;
+  const t0 = Date.now();
+  await sleep(spliceAfter - 150);
+  // from 150 ms before the splice to 600 ms after it, nothing but pure acks leaves the proxy
+  proxy.run(`nft add table ip hold && nft add chain ip hold out '{ type filter hook output priority 0; }' && nft add rule ip hold out ip length '>' 200 counter drop`);
+  const held = Date.now() - t0;
+  await sleep(spliceAfter + 600 - (Date.now() - t0));
+  const dropped = /packets (\d+)/.exec(proxy.run('nft list chain ip hold out'))?.[1];
+  proxy.run('nft delete table ip hold');
+  t.comment(`proxy data held back from ${held} to ${Date.now() - t0} ms after the connection, the splice at ${spliceAfter} ms`);
+  t.ok(Number(dropped) > 0, `the proxy's data segments were held back (${dropped} dropped)`);
+  for (let i = 0; i < 100 && lines.length === 0; i++) await sleep(100);
+  const r = JSON.parse(lines[0] ?? '{}') as { outcome?: { result: string; reason?: string; durationMs: number }; error?: string };
+  t.equal(r.outcome?.result, 'completed', `the proxy spliced itself out in ${r.outcome?.durationMs?.toFixed(1)} ms ${r.error ?? r.outcome?.reason ?? ''}`);
+  t.ok((r.outcome?.durationMs ?? 0) > 300, 'not before the held-back bytes were delivered');
+  const done = await Promise.race([Promise.all([tr.client, tr.server]), sleep(30_000).then(() => undefined)]);
+  t.ok(done, 'both transfers finished');
+  if (!done) return;
+  const [c, s] = done;
+  t.equal(s.received, bytes, 'every byte client to server');
+  t.equal(c.received, bytes, 'every byte server to client');
+  t.equal(s.receivedSha256, streamSha256(1, bytes), 'client-to-server content intact');
+  t.equal(c.receivedSha256, streamSha256(2, bytes), 'server-to-client content intact');
+  t.notOk(c.reset || s.reset, 'no reset');
+});
+
 t.test('a classifier proxy picks the chain of the connection it opens, then splices itself out of it', skip ? { skip } : {}, async (t) => {
   const bed = Topology.create({ hosts: ['client', 'proxy', { name: 'box', router: true }, 'server'] });
   t.teardown(() => bed.destroy());
