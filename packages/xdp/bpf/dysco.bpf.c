@@ -14,6 +14,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "include/layout.h"
 #include "include/maps.h"
 #include "include/packet.h"
@@ -129,7 +130,8 @@ static __always_inline __u64 now_ns(void)
 		(ent)->last_seen = now_ns(); \
 	} while (0)
 
-enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3, V_REDIRECT = 4 };
+/* V_FAST*: rewritten by the fast path, counted apart. */
+enum verdict { V_PASS = 0, V_REWRITE = 1, V_DROP = 2, V_ERROR = 3, V_REDIRECT = 4, V_FAST = 5, V_FAST_REDIRECT = 6 };
 
 /* write_back's result as a verdict: 1 means rewritten and redirected toward the new destination. */
 static __always_inline int verdict_of(int r)
@@ -807,8 +809,341 @@ static __always_inline int clone_egress(struct __sk_buff *skb)
 	return verdict_of(r);
 }
 
+/*
+ * What an ingress packet of a known session tells its egress entry: the
+ * highest ack on the subsession, and on two paths the first new-path
+ * sequence number, the peer's acks, and the sending half of the old path's
+ * completion. Then FIN/RST bookkeeping. `seq` and `ack` are the rewritten
+ * values (local space).
+ */
+static __always_inline void ingress_track(struct dysco_ingress *in, __u32 seq, __u32 ack, __u8 flags, __u32 payload_len)
+{
+	if (flags & TCP_ACK) {
+		/* ack_high_valid is a byte: the 32-bit word holding it is updated as flags */
+		if (!in->ack_high_valid) {
+			in->ack_high = ack;
+			in->ack_high_valid = 1;
+		} else if (seq_gt(ack, in->ack_high)) {
+			__u32 cur = in->ack_high;
+			for (int i = 0; i < 8 && seq_gt(ack, cur); i++) {
+				__u32 seen = __sync_val_compare_and_swap(&in->ack_high, cur, ack);
+				if (seen == cur)
+					break;
+				cur = seen;
+			}
+		}
+	}
+	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &in->egress_key);
+	if (e && (*(volatile __u32 *)&e->flags & EGRESS_TWO_PATH)) {
+		if (in->path == 1 && (payload_len > 0 || (flags & TCP_FIN)))
+			seq_update(&e->new_path_min_seq, &e->flags, EGRESS_NEW_PATH_MIN_SEQ, seq, 0);
+		if (flags & TCP_ACK) {
+			seq_update(&e->peer_ack_high, &e->flags, EGRESS_PEER_ACK_HIGH, ack, 1);
+			__u32 ef = *(volatile __u32 *)&e->flags;
+			if (!(ef & (EGRESS_DRAINED | EGRESS_AWAITING_CUTOVER | EGRESS_CUTOFF_PENDING)) &&
+			    seq_geq(e->peer_ack_high, e->seq_cutoff))
+				old_path_half(e, &in->egress_key, EGRESS_DRAINED, EGRESS_RECEIVED);
+		}
+	}
+	close_tracking(e, &in->egress_key, flags, 0);
+}
+
+/* ---- the fast path ---------------------------------------------------------------- */
+
+/*
+ * Most packets belong to an established session whose path changes
+ * addresses and ports only (no deltas, no window rescaling, one path) and
+ * carry no TCP option but Linux's timestamps (NOP, NOP, TS). They are
+ * rewritten here in place, straight in the packet, with the checksum
+ * differences of the changed words; the general path (the scratch copy)
+ * would produce the same bytes, verdict, table state, events and counters
+ * for them, and takes everything this function is not sure of
+ * (FAST_GENERAL). The differential test runs both against the reference.
+ */
+#define FAST_GENERAL (-1)
+
+static __always_inline int plain_rewrite(const struct dysco_path *rw)
+{
+	return !(rw->seq_delta | rw->ack_delta | rw->tsval_delta | rw->tsecr_delta) && rw->ws_from == rw->ws_to;
+}
+
+/*
+ * The skb's checksum state, read from the kernel's sk_buff (the BPF view
+ * has no field for it): what a checksum helper would look at before
+ * deciding what to update.
+ */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+struct sk_buff___dysco {
+	__u8 ip_summed : 2;
+} __attribute__((preserve_access_index));
+#define DYSCO_CHECKSUM_COMPLETE 2
+#define DYSCO_CHECKSUM_PARTIAL 3
+
+/* A 32-bit word of the packet or of a tuple, as stored (network order). */
+#define LD32(ptr) (*(const __u32 *)(ptr))
+#define ST32(ptr, v) (*(__u32 *)(ptr) = (v))
+
+/*
+ * The packet's tuple into p->key and its lengths, family and flags into p,
+ * or -1 when it is not in the fast path's subset.
+ */
+static __always_inline int fast_parse(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
+{
+	void *data, *end;
+	if (kind == CTX_XDP) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
+	__u8 *eth = data;
+	if ((void *)(eth + ETH_HLEN + 40) > end)
+		return -1;
+	__u8 *ip = eth + ETH_HLEN;
+	__u8 *tcp;
+	struct dysco_tuple *key = &p->key;
+	__builtin_memset(key, 0, sizeof(*key));
+	__u16 proto = *(__u16 *)(eth + 12);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		/* no IP options, not a fragment */
+		if (ip[0] != 0x45 || ip[9] != 6 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff)))
+			return -1;
+		p->ip_len = bpf_ntohs(*(__u16 *)(ip + 2));
+		p->ihl = 20;
+		p->family = 4;
+		ST32(key->src, LD32(ip + 12));
+		ST32(key->dst, LD32(ip + 16));
+		tcp = ip + 20;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		if ((ip[0] >> 4) != 6 || ip[6] != 6)
+			return -1;
+		p->ip_len = 40 + bpf_ntohs(*(__u16 *)(ip + 4));
+		p->ihl = 40;
+		p->family = 6;
+		for (int i = 0; i < 16; i += 4) {
+			ST32(key->src + i, LD32(ip + 8 + i));
+			ST32(key->dst + i, LD32(ip + 24 + i));
+		}
+		tcp = ip + 40;
+	} else {
+		return -1;
+	}
+	/* the frame ends with the datagram (no link padding to trim) */
+	if (ctx_len(ctx, kind) != ETH_HLEN + p->ip_len)
+		return -1;
+	if ((void *)(tcp + 20) > end)
+		return -1;
+	__u32 thl = (tcp[12] >> 4) * 4;
+	if (thl == 32) {
+		if ((void *)(tcp + 32) > end)
+			return -1;
+		/* NOP, NOP, timestamps (Linux); or timestamps, then EOL or NOP, NOP */
+		__u32 head = LD32(tcp + 20);
+		if (head != bpf_htonl(0x0101080a)) {
+			if ((head & bpf_htonl(0xffff0000)) != bpf_htonl(0x080a0000))
+				return -1;
+			__u8 a = tcp[30], b = tcp[31];
+			if (!(a == 0 || (a == 1 && b <= 1)))
+				return -1;
+		}
+	} else if (thl != 20) {
+		return -1;
+	}
+	if (p->ihl + thl > p->ip_len)
+		return -1;
+	p->flags = tcp[13];
+	if (p->flags & TCP_SYN)
+		return -1;
+	p->thl = thl;
+	p->payload_len = p->ip_len - p->ihl - thl;
+	ST32(&key->sport, LD32(tcp));
+	key->family = p->family;
+	return 0;
+}
+
+/* The checksum differences of the two 16-bit words of a 32-bit word changing from `o` to `n` (as stored). */
+static __always_inline __u32 diff32(__u32 o, __u32 n)
+{
+	__u32 s = 0;
+	__u32 o0 = bpf_ntohs((__u16)o), n0 = bpf_ntohs((__u16)n);
+	__u32 o1 = bpf_ntohs((__u16)(o >> 16)), n1 = bpf_ntohs((__u16)(n >> 16));
+	if (o0 != n0)
+		s += csum_word_diff(o0, n0);
+	if (o1 != n1)
+		s += csum_word_diff(o1, n1);
+	return s;
+}
+
+/* Writes the path's addresses and ports into the packet and updates its checksums, as write_back would. */
+static __always_inline int fast_write(void *ctx, enum dysco_ctx kind, const struct dysco_path *rw, struct dysco_pkt *p,
+				      int egress)
+{
+	void *data, *end;
+	if (kind == CTX_XDP) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
+	__u8 *ip = (__u8 *)data + ETH_HLEN;
+	int v4 = p->family == 4;
+	__u8 *tcp = v4 ? ip + 20 : ip + 40;
+	if ((void *)(ip + 40) > end || (void *)(tcp + 20) > end)
+		return -1;
+	__u32 addr = 0;
+	int dst_changed = 0;
+	if (v4) {
+		__u32 os = LD32(ip + 12), od = LD32(ip + 16), ns = LD32(rw->tuple.src), nd = LD32(rw->tuple.dst);
+		addr = diff32(os, ns) + diff32(od, nd);
+		dst_changed = od != nd;
+		ST32(ip + 12, ns);
+		ST32(ip + 16, nd);
+	} else {
+		for (int i = 0; i < 16; i += 4) {
+			__u32 os = LD32(ip + 8 + i), od = LD32(ip + 24 + i), ns = LD32(rw->tuple.src + i), nd = LD32(rw->tuple.dst + i);
+			addr += diff32(os, ns) + diff32(od, nd);
+			dst_changed |= od != nd;
+			ST32(ip + 8 + i, ns);
+			ST32(ip + 24 + i, nd);
+		}
+	}
+	__u32 op = LD32(tcp), np = LD32(&rw->tuple.sport);
+	__u32 tcp_diff = csum_fold32(diff32(op, np));
+	ST32(tcp, np);
+	__u32 pseudo_diff = csum_fold32(addr);
+	__u32 ip_diff = v4 ? pseudo_diff : 0;
+	/* the IP header checksum covers nothing else, whatever the skb's checksum state */
+	if (ip_diff)
+		*(__u16 *)(ip + 10) = bpf_htons(csum_apply(bpf_ntohs(*(__u16 *)(ip + 10)), ip_diff));
+	if (kind == CTX_XDP) {
+		if (tcp_diff || pseudo_diff)
+			*(__u16 *)(tcp + 16) = bpf_htons(csum_apply(bpf_ntohs(*(__u16 *)(tcp + 16)), csum_add16(tcp_diff, pseudo_diff)));
+		return 0;
+	}
+	struct sk_buff___dysco *kskb = bpf_cast_to_kern_ctx(ctx);
+	__u32 summed = BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+	if (summed == DYSCO_CHECKSUM_PARTIAL) {
+		/*
+		 * The field holds the pseudo-header's sum, uncomplemented, and the
+		 * device sums the segment (ports included) itself: only the
+		 * pseudo-header's change goes in, as bpf_l4_csum_replace does it.
+		 */
+		if (pseudo_diff)
+			*(__u16 *)(tcp + 16) = bpf_htons(csum_fold32(bpf_ntohs(*(__u16 *)(tcp + 16)) + pseudo_diff));
+		goto routed;
+	}
+	if (summed != DYSCO_CHECKSUM_COMPLETE) {
+		/* NONE or UNNECESSARY: the field is the segment's checksum, as in XDP */
+		if (tcp_diff || pseudo_diff)
+			*(__u16 *)(tcp + 16) = bpf_htons(csum_apply(bpf_ntohs(*(__u16 *)(tcp + 16)), csum_add16(tcp_diff, pseudo_diff)));
+		goto routed;
+	}
+	/* COMPLETE: skb->csum must follow the pseudo-header's change too; the helpers know how */
+	__u32 l4 = ETH_HLEN + (v4 ? 20 : 40);
+	if (tcp_diff && bpf_l4_csum_replace(ctx, l4 + 16, 0, csum_swab(tcp_diff), 0) < 0)
+		return -1;
+	if (pseudo_diff && bpf_l4_csum_replace(ctx, l4 + 16, 0, csum_swab(pseudo_diff), BPF_F_PSEUDO_HDR) < 0)
+		return -1;
+	if (!v4 && pseudo_diff)
+		bpf_csum_update(ctx, csum_swab(pseudo_diff));
+routed:
+	if (egress && dst_changed)
+		return route_tuple(ctx, &rw->tuple);
+	return 0;
+}
+
+/* The sequence and ack numbers of the packet fast_parse accepted. */
+static __always_inline int fast_seq_ack(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, __u32 *seq, __u32 *ack)
+{
+	void *data, *end;
+	if (kind == CTX_XDP) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
+	__u8 *tcp = (__u8 *)data + ETH_HLEN + (p->family == 4 ? 20 : 40);
+	if ((void *)(tcp + 20) > end)
+		return -1;
+	*seq = bpf_ntohl(LD32(tcp + 4));
+	*ack = bpf_ntohl(LD32(tcp + 8));
+	return 0;
+}
+
+/* Egress: a verdict, or FAST_GENERAL. Global functions below: each verified once, on its own. */
+static __always_inline int fast_egress(void *ctx, enum dysco_ctx kind)
+{
+	struct dysco_pkt *p = scratch(0);
+	if (!p || fast_parse(ctx, kind, p) < 0)
+		return FAST_GENERAL;
+	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &p->key);
+	if (!e) {
+		count(C_UNKNOWN_SESSION);
+		return V_PASS;
+	}
+	if ((*(volatile __u32 *)&e->flags & EGRESS_TWO_PATH) || !plain_rewrite(&e->old))
+		return FAST_GENERAL;
+	__u32 seq, ack;
+	if (fast_seq_ack(ctx, kind, p, &seq, &ack) < 0)
+		return FAST_GENERAL;
+	__u8 flags = p->flags;
+	TOUCH(e, p->ip_len);
+	snd_high_update(e, seq + p->payload_len + ((flags & TCP_FIN) ? 1 : 0), 0);
+	if (flags & TCP_ACK)
+		ack_sent_update(e, ack);
+	close_tracking(e, &p->key, flags, 1);
+	int r = fast_write(ctx, kind, &e->old, p, 1);
+	return r < 0 ? V_ERROR : r == 1 ? V_FAST_REDIRECT : V_FAST;
+}
+
+/* Ingress: a verdict, or FAST_GENERAL. */
+static __always_inline int fast_ingress(void *ctx, enum dysco_ctx kind)
+{
+	struct dysco_pkt *p = scratch(0);
+	if (!p || fast_parse(ctx, kind, p) < 0)
+		return FAST_GENERAL;
+	struct dysco_ingress *in = bpf_map_lookup_elem(&dysco_ingress, &p->key);
+	if (!in || !plain_rewrite(&in->rewrite))
+		return FAST_GENERAL;
+	__u32 seq, ack;
+	if (fast_seq_ack(ctx, kind, p, &seq, &ack) < 0)
+		return FAST_GENERAL;
+	TOUCH(in, p->ip_len);
+	ingress_track(in, seq, ack, p->flags, p->payload_len);
+	return fast_write(ctx, kind, &in->rewrite, p, 0) < 0 ? V_ERROR : V_FAST;
+}
+
+__attribute__((noinline)) int fast_egress_tc(struct __sk_buff *skb)
+{
+	if (!skb)
+		return FAST_GENERAL;
+	return fast_egress(skb, CTX_TC);
+}
+
+__attribute__((noinline)) int fast_ingress_tc(struct __sk_buff *skb)
+{
+	if (!skb)
+		return FAST_GENERAL;
+	return fast_ingress(skb, CTX_TC);
+}
+
+__attribute__((noinline)) int fast_ingress_xdp(struct xdp_md *ctx)
+{
+	if (!ctx)
+		return FAST_GENERAL;
+	return fast_ingress(ctx, CTX_XDP);
+}
+
 static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 {
+	if (kind == CTX_TC && !(((struct __sk_buff *)ctx)->mark & DYSCO_CLONE_MARK)) {
+		int v = fast_egress_tc(ctx);
+		if (v != FAST_GENERAL)
+			return v;
+	}
 	if (kind == CTX_TC && (((struct __sk_buff *)ctx)->mark & DYSCO_CLONE_MARK))
 		return clone_egress(ctx);
 	struct dysco_pkt *p = scratch(0);
@@ -841,39 +1176,9 @@ static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 static __always_inline int ingress_established(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p,
 					       struct dysco_ingress *in)
 {
-	__u8 flags = p->flags;
 	TOUCH(in, p->ip_len);
 	apply_path(p, &in->rewrite);
-	__u32 seq = pkt_seq(p);
-	__u32 ack = pkt_ack(p);
-	if (flags & TCP_ACK) {
-		/* ack_high_valid is a byte: the 32-bit word holding it is updated as flags */
-		if (!in->ack_high_valid) {
-			in->ack_high = ack;
-			in->ack_high_valid = 1;
-		} else if (seq_gt(ack, in->ack_high)) {
-			__u32 cur = in->ack_high;
-			for (int i = 0; i < 8 && seq_gt(ack, cur); i++) {
-				__u32 seen = __sync_val_compare_and_swap(&in->ack_high, cur, ack);
-				if (seen == cur)
-					break;
-				cur = seen;
-			}
-		}
-	}
-	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &in->egress_key);
-	if (e && (*(volatile __u32 *)&e->flags & EGRESS_TWO_PATH)) {
-		if (in->path == 1 && (p->payload_len > 0 || (flags & TCP_FIN)))
-			seq_update(&e->new_path_min_seq, &e->flags, EGRESS_NEW_PATH_MIN_SEQ, seq, 0);
-		if (flags & TCP_ACK) {
-			seq_update(&e->peer_ack_high, &e->flags, EGRESS_PEER_ACK_HIGH, ack, 1);
-			__u32 ef = *(volatile __u32 *)&e->flags;
-			if (!(ef & (EGRESS_DRAINED | EGRESS_AWAITING_CUTOVER | EGRESS_CUTOFF_PENDING)) &&
-			    seq_geq(e->peer_ack_high, e->seq_cutoff))
-				old_path_half(e, &in->egress_key, EGRESS_DRAINED, EGRESS_RECEIVED);
-		}
-	}
-	close_tracking(e, &in->egress_key, flags, 0);
+	ingress_track(in, pkt_seq(p), pkt_ack(p), p->flags, p->payload_len);
 	return verdict_of(write_back(ctx, kind, p));
 }
 
@@ -1001,6 +1306,9 @@ static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, str
 
 static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 {
+	int v = kind == CTX_XDP ? fast_ingress_xdp(ctx) : fast_ingress_tc(ctx);
+	if (v != FAST_GENERAL)
+		return v;
 	struct dysco_pkt *p = scratch(0);
 	if (!p)
 		return V_PASS;
@@ -1057,6 +1365,12 @@ static __always_inline int tc_verdict(int v)
 	case V_REDIRECT:
 		count(C_REWRITTEN);
 		return TC_ACT_REDIRECT;
+	case V_FAST:
+		count(C_FAST_PATH);
+		return TC_ACT_OK;
+	case V_FAST_REDIRECT:
+		count(C_FAST_PATH);
+		return TC_ACT_REDIRECT;
 	case V_DROP:
 		return TC_ACT_SHOT;
 	case V_ERROR:
@@ -1073,6 +1387,9 @@ static __always_inline int xdp_verdict(int v)
 	switch (v) {
 	case V_REWRITE:
 		count(C_REWRITTEN);
+		return XDP_PASS;
+	case V_FAST:
+		count(C_FAST_PATH);
 		return XDP_PASS;
 	case V_DROP:
 		return XDP_DROP;

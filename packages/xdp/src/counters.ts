@@ -27,8 +27,12 @@ export const COUNTER_NAMES = [
   'kernelError',
   /** A packet needed two outputs and they could not be produced (dropped). */
   'splitFailed',
-  /** Reserved. */
-  'notLinear',
+  /**
+   * Packets rewritten by the fast path (in place, a path that changes
+   * addresses and ports only): counted apart in the kernel, and part of
+   * `rewritten` here.
+   */
+  'fastPath',
   /** A rewritten packet's new destination had no route (sent on as the stack routed it). */
   'routeMiss',
   /** TCP packets of no known session (passed untouched; SYNs no policy steers included). */
@@ -49,6 +53,7 @@ export function sumCounters(perCpu: (i: number) => Buffer[]): Counters {
     for (const v of perCpu(i)) total += v.readBigUInt64LE(0);
     out[name] = total;
   });
+  out.rewritten += out.fastPath;
   // every packet ends rewritten, passed, or dropped with exactly one reason
   out.packetsSeen =
     out.rewritten + out.passed + out.malformedPacket + out.malformedMetadata + out.authFailed + out.chainTooLong +

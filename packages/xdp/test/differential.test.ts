@@ -31,7 +31,7 @@ t.test('reference rewriter and compiled programs agree', skip ? { skip } : {}, a
   let ingressCases = 0;
   const stats: DiffStats = { twoOutputs: 0, rewritten: 0, dropped: 0 };
   fc.assert(
-    fc.property(diffCaseArb(), (c) => {
+    fc.property(diffCaseArb({ fastPath: true }), (c) => {
       cases++;
       const programs = c.direction === 'egress' ? (['tcEgress'] as const) : (['tcIngress', 'xdpIngress'] as const);
       if (c.direction === 'ingress') ingressCases++;
@@ -45,6 +45,8 @@ t.test('reference rewriter and compiled programs agree', skip ? { skip } : {}, a
   t.ok(cases >= runs, `${cases} cases compared (${ingressCases} ingress through TC and XDP)`);
   t.comment(`program runs: ${stats.rewritten} rewritten, ${stats.dropped} dropped, ${stats.twoOutputs} needing two outputs`);
   t.ok(stats.rewritten > runs / 4, 'a good share of the cases is rewritten, not passed');
+  t.comment(`${stats.fastPath ?? 0} program runs took the fast path`);
+  t.ok((stats.fastPath ?? 0) > runs / 20, 'a good share of the runs takes the fast path, which must agree with the reference too');
   t.comment(`old paths reported done: ${stats.doneByOwnAck ?? 0} by an ack sent, ${stats.doneByPeerAck ?? 0} by an ack received`);
   if (runs >= 1000) {
     t.ok((stats.doneByOwnAck ?? 0) > 0, 'the receiving half completes an old path in some cases (an ack the stack sent)');

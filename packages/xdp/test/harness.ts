@@ -101,6 +101,8 @@ export interface DiffStats {
   dropped: number;
   doneByOwnAck?: number;
   doneByPeerAck?: number;
+  /** Program runs the fast path rewrote (in place: addresses and ports only). */
+  fastPath?: number;
 }
 
 /** Zeroes the byte ranges of a value that hold clocks (the kernel's clock is not the reference's). */
@@ -150,6 +152,7 @@ export function comparePrepared(
   const okCode = xdp ? XDP_PASS : TC_ACT_OK;
   const dropCode = xdp ? XDP_DROP : TC_ACT_SHOT;
   const kernelCounters = diffCounters(before, dp.counters());
+  if (stats && kernelCounters.has('fastPath')) stats.fastPath = (stats.fastPath ?? 0) + 1;
   if (stats) {
     if (result.packets.length === 2) stats.twoOutputs++;
     else if (result.verdict === 'rewrite') stats.rewritten++;

@@ -174,7 +174,7 @@ enum dysco_counter {
 	C_EVENTS_LOST,
 	C_KERNEL_ERROR,
 	C_SPLIT_FAILED,
-	C_NOT_LINEAR,
+	C_FAST_PATH, /* rewritten by the fast path (the agent adds these to C_REWRITTEN) */
 	C_ROUTE_MISS,
 	C_UNKNOWN_SESSION,
 	C_STALE_SUBSESSION, /* a drop reason of the reference, numbered after the data plane's own */

@@ -219,11 +219,12 @@ __attribute__((noinline)) int compute_diffs(struct dysco_pkt *p, int fill)
  * At TC egress the stack chose the route and the neighbour for the old
  * destination. When the rewrite changed it (and the agent asked for it),
  * look the new one up and send the packet there: 1 (redirect), or 0 when
- * nothing changed, routing is off, or the FIB has no answer (counted).
+ * routing is off or the FIB has no answer (counted). `t`: the rewritten
+ * tuple (its family and addresses).
  */
-__attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
+__attribute__((noinline)) int route_tuple(struct __sk_buff *skb, const struct dysco_tuple *t)
 {
-	if (!skb || !p)
+	if (!skb || !t)
 		return 0;
 	struct dysco_config *cfg = config();
 	if (!cfg || !(cfg->flags & CONFIG_ROUTE))
@@ -233,22 +234,14 @@ __attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
 	fib.l4_protocol = 6;
 	fib.tot_len = 0; /* no MTU check: GSO packets exceed the MTU until segmented */
 	fib.ifindex = skb->ifindex;
-	if (p->family == 4) {
-		if (RD32(p->ip, 16) == RD32(p->ip0, 16))
-			return 0;
+	if (t->family == 4) {
 		fib.family = 2; /* AF_INET */
-		__builtin_memcpy(&fib.ipv4_src, &p->ip[12], 4);
-		__builtin_memcpy(&fib.ipv4_dst, &p->ip[16], 4);
+		__builtin_memcpy(&fib.ipv4_src, t->src, 4);
+		__builtin_memcpy(&fib.ipv4_dst, t->dst, 4);
 	} else {
-		int same = 1;
-		for (int i = 24; i < 40; i++)
-			if (p->ip[i] != p->ip0[i])
-				same = 0;
-		if (same)
-			return 0;
 		fib.family = 10; /* AF_INET6 */
-		__builtin_memcpy(fib.ipv6_src, &p->ip[8], 16);
-		__builtin_memcpy(fib.ipv6_dst, &p->ip[24], 16);
+		__builtin_memcpy(fib.ipv6_src, t->src, 16);
+		__builtin_memcpy(fib.ipv6_dst, t->dst, 16);
 	}
 	/*
 	 * A forwarding lookup from the device the stack chose: the kernel answers
@@ -266,6 +259,32 @@ __attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
 	 * resolution is released toward the new next hop, not the stack's.
 	 */
 	return bpf_redirect_neigh(fib.ifindex, 0, 0, 0) == TC_ACT_REDIRECT ? 1 : 0;
+}
+
+/* route_tuple for the scratch copy: only when the destination changed. */
+__attribute__((noinline)) int route(struct __sk_buff *skb, struct dysco_pkt *p)
+{
+	if (!skb || !p)
+		return 0;
+	struct dysco_tuple t;
+	__builtin_memset(&t, 0, sizeof(t));
+	t.family = p->family;
+	if (p->family == 4) {
+		if (RD32(p->ip, 16) == RD32(p->ip0, 16))
+			return 0;
+		__builtin_memcpy(t.src, &p->ip[12], 4);
+		__builtin_memcpy(t.dst, &p->ip[16], 4);
+	} else {
+		int same = 1;
+		for (int i = 24; i < 40; i++)
+			if (p->ip[i] != p->ip0[i])
+				same = 0;
+		if (same)
+			return 0;
+		__builtin_memcpy(t.src, &p->ip[8], 16);
+		__builtin_memcpy(t.dst, &p->ip[24], 16);
+	}
+	return route_tuple(skb, &t);
 }
 
 /*
