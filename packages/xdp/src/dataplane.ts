@@ -148,7 +148,7 @@ export class DataPlane {
     } catch (e) {
       obj.close();
       if (fresh) rmSync(pinRoot, { recursive: true, force: true });
-      throw e;
+      throw incompatiblePin(e, pinRoot) ?? e;
     }
     return new DataPlane(obj, pinRoot);
   }
@@ -354,4 +354,22 @@ export class DataPlane {
     this.ring = undefined;
     this.obj.close();
   }
+}
+
+/**
+ * A load refused because a map pinned under `pinRoot` has another shape
+ * than this build's (an older build's record layout, another maxSessions):
+ * an error that says so and what to do, or undefined for any other failure.
+ */
+function incompatiblePin(e: unknown, pinRoot: string): Error | undefined {
+  const m = e instanceof Error ? /couldn't reuse pinned map at '([^']+)'/.exec(e.message) : null;
+  if (!m) return undefined;
+  return Object.assign(
+    new Error(
+      `the map pinned at ${m[1]} does not fit this build of the data plane (its key or value size, or its number of entries, differ: ` +
+        `an agent of another version, or one started with another maxSessions, left it). Its sessions cannot be adopted. ` +
+        `Stop that agent with a clean shutdown, or remove ${pinRoot} (sessions it carries lose their rewriting), then start again.`,
+    ),
+    { cause: e },
+  );
 }

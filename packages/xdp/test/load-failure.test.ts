@@ -42,3 +42,13 @@ t.test('a load the verifier refuses leaves no pin directory behind', skip ? { sk
   t.throws(() => DataPlane.open({ pinRoot, object: obj, maxSessions: 4096 }), /dysco_test_rejected[\s\S]*verifier rejected it/, 'the load fails and names the program the verifier refused');
   t.notOk(existsSync(pinRoot), 'and leaves no pin directory behind');
 });
+
+t.test('maps pinned by another build are refused with an explanation, and left in place', skip ? { skip } : {}, async (t) => {
+  const pinRoot = `/sys/fs/bpf/dysco-oldpin-${process.pid}`;
+  t.teardown(() => rmSync(pinRoot, { recursive: true, force: true }));
+  // an egress map of an older record layout (168-byte values), as an agent of that build left it
+  const old = spawnSync('sh', ['-c', `mkdir -p ${pinRoot} && bpftool map create ${pinRoot}/dysco_egress type lru_hash key 40 value 168 entries 32 name dysco_egress`], { encoding: 'utf8' });
+  t.equal(old.status, 0, `an old-layout map is pinned ${old.stderr}`);
+  t.throws(() => DataPlane.open({ pinRoot, maxSessions: 16 }), /the map pinned at .*dysco_egress does not fit this build of the data plane.*Stop that agent with a clean shutdown, or remove/s, 'the error names the map and what to do');
+  t.ok(existsSync(`${pinRoot}/dysco_egress`), 'the pinned map (and the sessions it may hold) is left alone');
+});
