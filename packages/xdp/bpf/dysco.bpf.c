@@ -1106,7 +1106,22 @@ static __always_inline int fast_ingress(void *ctx, enum dysco_ctx kind)
 	if (!p || fast_parse(ctx, kind, p) < 0)
 		return FAST_GENERAL;
 	struct dysco_ingress *in = bpf_map_lookup_elem(&dysco_ingress, &p->key);
-	if (!in || !plain_rewrite(&in->rewrite))
+	if (!in) {
+		/* no session (never a SYN here): what do_ingress decides, without parsing again */
+		struct dysco_config *cfg = config();
+		if (cfg) {
+			struct dysco_slot dst;
+			slot_of(&dst, p->key.dst, p->family);
+			__u16 port = bpf_ntohs(p->key.dport);
+			if (is_local(cfg, &dst) && p->key.sport == p->key.dport && port >= cfg->port_low && port <= cfg->port_high) {
+				count(C_STALE_SUBSESSION);
+				return V_DROP;
+			}
+		}
+		count(C_UNKNOWN_SESSION);
+		return V_PASS;
+	}
+	if (!plain_rewrite(&in->rewrite))
 		return FAST_GENERAL;
 	__u32 seq, ack;
 	if (fast_seq_ack(ctx, kind, p, &seq, &ack) < 0)
