@@ -115,6 +115,52 @@ t.test('a proxy spliced out while it still holds data it acknowledged: the ancho
   t.notOk(c.reset || s.reset, 'no reset');
 });
 
+t.test('20% of control messages lost on every host: the splice still completes and every byte arrives once', skip ? { skip } : {}, async (t) => {
+  // the splice's exchanges (the proxy's request, the lock, the new path's handshake, whose ack carries
+  // where the client's old-path data ends, and the two teardowns, the server's first) each cross lossy hops
+  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
+  t.teardown(() => bed.destroy());
+  const [client, proxy, server] = (['client', 'proxy', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host];
+  proxy.run(
+    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
+  );
+  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
+  const timers = { rto: 50, maxRto: 400 };
+  await client.startAgent({ config: { ...timers, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
+  await proxy.startAgent({ config: { ...timers, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
+  await server.startAgent({ config: timers });
+  for (const h of [client, proxy, server]) {
+    h.run(`nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0; }' && nft add rule inet lossy out udp dport 7707 numgen random mod 5 == 0 counter drop`);
+  }
+  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '700']);
+  const lines: string[] = [];
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  app.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
+  });
+  await isReady;
+  // six sessions in turn, each spliced 700 ms after it starts: some sixty control messages in all
+  const bytes = 1_500_000;
+  for (let n = 0; n < 6; n++) {
+    const tr = await transfer(client, server, { bytes, rate: 1_000_000 });
+    await tr.connected;
+    for (let i = 0; i < 200 && lines.length <= n; i++) await sleep(100);
+    const r = JSON.parse(lines[n] ?? '{}') as { outcome?: { result: string; reason?: string; durationMs: number }; error?: string };
+    t.equal(r.outcome?.result, 'completed', `session ${n + 1}: the proxy spliced itself out in ${r.outcome?.durationMs?.toFixed(1)} ms ${r.error ?? r.outcome?.reason ?? ''}`);
+    const done = await Promise.race([Promise.all([tr.client, tr.server]), sleep(30_000).then(() => undefined)]);
+    t.ok(done, `session ${n + 1}: both transfers finished`);
+    if (!done) return;
+    const [c, s] = done;
+    t.ok(s.received === bytes && c.received === bytes, `session ${n + 1}: every byte both ways (${s.received}, ${c.received})`);
+    t.ok(s.receivedSha256 === streamSha256(1, bytes) && c.receivedSha256 === streamSha256(2, bytes), `session ${n + 1}: content intact`);
+    t.notOk(c.reset || s.reset, `session ${n + 1}: no reset`);
+  }
+  const dropped = [client, proxy, server].map((h) => Number(/packets (\d+)/.exec(h.run('nft list chain inet lossy out'))?.[1] ?? 0));
+  t.comment(`control datagrams dropped: client ${dropped[0]}, proxy ${dropped[1]}, server ${dropped[2]}`);
+  t.ok(dropped[0]! + dropped[1]! + dropped[2]! > 0, 'control messages were lost');
+});
+
 t.test('a classifier proxy picks the chain of the connection it opens, then splices itself out of it', skip ? { skip } : {}, async (t) => {
   const bed = Topology.create({ hosts: ['client', 'proxy', { name: 'box', router: true }, 'server'] });
   t.teardown(() => bed.destroy());
