@@ -59,6 +59,8 @@ export interface SessionRecord {
   /** Since when an anchor of this session has been sending on two paths (see checkDrains). */
   twoPathsSince?: number | undefined;
   drainWarned?: boolean | undefined;
+  /** An anchor of this session stopped waiting for the rest of its peer's old-path data (see checkDrains). */
+  receiveGivenUp?: boolean | undefined;
   /** How this agent joined: by the session's SYN (originator, middlebox, last hop) or a reconfiguration's new path (relay). */
   role: 'originator' | 'middlebox' | 'lastHop' | 'relay';
   readonly createdAt: number;
@@ -626,7 +628,8 @@ export class Agent extends EventEmitter {
           rec.drainWarned = true;
           this.log.warn('old path not drained after 10 s', { session: rec.id, side, cutoff: tp?.seqCutoff, peerAcked: tp?.peerAckHigh, drained: tp?.drained ?? false, peerEnd: tp?.peerEnd, received: tp?.received ?? false, awaitingCutover: tp?.awaitingCutover ?? false, cutoffPending: tp?.cutoffPending ?? false });
         }
-        if (waited > 60_000 && tp?.drained && !tp.received) {
+        if (waited > 60_000 && tp?.drained && !tp.received && !rec.receiveGivenUp) {
+          rec.receiveGivenUp = true;
           this.log.warn('the rest of the peer\'s old-path data never arrived in 60 s: leaving the old path without it', { session: rec.id, side, peerEnd: tp.peerEnd });
           this.handle(rec, { type: 'oldPathDrained', side });
         }
@@ -749,6 +752,7 @@ export class Agent extends EventEmitter {
     else if (this.onTwoPaths.delete(rec)) {
       rec.twoPathsSince = undefined;
       rec.drainWarned = undefined;
+      rec.receiveGivenUp = undefined;
     }
     if (p.gone) this.dropRecord(rec, 'departed', false);
     else if (actions.length > 0) this.scheduleSave();
