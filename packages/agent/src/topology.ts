@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
  * routing delivers subsessions directly between any two of them and a
  * reconfiguration really changes which hosts a session crosses. Used by
  * the integration tests, the demo and the benchmarks. Everything created
- * is removed by `destroy()`, which also runs on process exit.
+ * is removed by `destroy()`, which also runs on process exit and when a
+ * test runner's timeout (SIGALRM) ends the process.
  */
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -210,6 +211,19 @@ let counter = 0;
 const live = new Set<Topology>();
 process.once('exit', () => {
   for (const t of live) t.destroySync();
+});
+/*
+ * A test runner's timeout ends a test process with SIGALRM, without 'exit'
+ * (the runner reports through its own listener, then kills): the beds go
+ * first. With no other listener, the process then ends as SIGALRM would
+ * have ended it. Other signals are left to the program and to 'exit'.
+ */
+process.on('SIGALRM', () => {
+  for (const t of live) t.destroySync();
+  if (process.listenerCount('SIGALRM') === 1) {
+    process.removeAllListeners('SIGALRM');
+    process.kill(process.pid, 'SIGALRM');
+  }
 });
 
 export class Topology {
