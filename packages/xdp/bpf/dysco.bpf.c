@@ -890,13 +890,7 @@ struct sk_buff___dysco {
 static __always_inline int fast_parse(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p)
 {
 	void *data, *end;
-	if (kind == CTX_XDP) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	}
+	CTX_BOUNDS(ctx, kind, data, end);
 	__u8 *eth = data;
 	if ((void *)(eth + ETH_HLEN + 40) > end)
 		return -1;
@@ -980,13 +974,7 @@ static __always_inline int fast_write(void *ctx, enum dysco_ctx kind, const stru
 				      int egress)
 {
 	void *data, *end;
-	if (kind == CTX_XDP) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	}
+	CTX_BOUNDS(ctx, kind, data, end);
 	__u8 *ip = (__u8 *)data + ETH_HLEN;
 	int v4 = p->family == 4;
 	__u8 *tcp = v4 ? ip + 20 : ip + 40;
@@ -1058,13 +1046,7 @@ routed:
 static __always_inline int fast_seq_ack(void *ctx, enum dysco_ctx kind, struct dysco_pkt *p, __u32 *seq, __u32 *ack)
 {
 	void *data, *end;
-	if (kind == CTX_XDP) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	}
+	CTX_BOUNDS(ctx, kind, data, end);
 	__u8 *tcp = (__u8 *)data + ETH_HLEN + (p->family == 4 ? 20 : 40);
 	if ((void *)(tcp + 20) > end)
 		return -1;

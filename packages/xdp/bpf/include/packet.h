@@ -77,16 +77,22 @@ static __always_inline int ctx_store(void *ctx, enum dysco_ctx kind, __u32 off, 
  * they are in its linear part, else through the helper: the common case
  * costs no helper call.
  */
+/* The packet's linear part, for direct access: [*data, *end). */
+#define CTX_BOUNDS(ctx, kind, data, end)                                           \
+	do {                                                                       \
+		if ((kind) == CTX_XDP) {                                           \
+			data = (void *)(long)((struct xdp_md *)(ctx))->data;        \
+			end = (void *)(long)((struct xdp_md *)(ctx))->data_end;     \
+		} else {                                                           \
+			data = (void *)(long)((struct __sk_buff *)(ctx))->data;     \
+			end = (void *)(long)((struct __sk_buff *)(ctx))->data_end;  \
+		}                                                                  \
+	} while (0)
+
 static __always_inline int ctx_copy(void *ctx, enum dysco_ctx kind, __u32 off, void *to, const __u32 len)
 {
 	void *data, *end;
-	if (kind == CTX_XDP) {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	}
+	CTX_BOUNDS(ctx, kind, data, end);
 	if (off <= 255) {
 		void *src = data + (off & 255);
 		if (src + len <= end) {
