@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import type { Test } from 'tap';
 import { type Host, Topology } from '@dysco/agent/topology';
 import { streamSha256 } from '@dysco/agent/tools/stream';
 import { privilegedSkipReason, sleep, transfer } from './helpers.js';
@@ -13,19 +14,39 @@ import { privilegedSkipReason, sleep, transfer } from './helpers.js';
 const skip = privilegedSkipReason();
 const PROXY = fileURLToPath(new URL('./splice-proxy.js', import.meta.url));
 
-t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives once', skip ? { skip } : {}, async (t) => {
-  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
+/** The hosts of a splice test: the proxy's host takes the server's port 9000 and hands it to the TypeScript proxy. */
+interface ProxyBed {
+  client: Host;
+  proxy: Host;
+  server: Host;
+  box: Host | undefined;
+  /** The proxy's output lines (one JSON line per splice), as they come. */
+  lines: string[];
+}
+
+/**
+ * Builds client, proxy and server, each with an agent (`o.config` added to
+ * every agent's), and starts the proxy, which splices each connection
+ * `o.spliceAfter` ms after it starts. With `o.classifier`, a router `box`
+ * too, through which the proxy (then a classifier) opens its connections.
+ */
+async function proxyBed(t: Test, o: { spliceAfter: number; classifier?: boolean; config?: Record<string, unknown> }): Promise<ProxyBed> {
+  const bed = Topology.create({ hosts: ['client', 'proxy', ...(o.classifier ? [{ name: 'box', router: true }] : []), 'server'] });
   t.teardown(() => bed.destroy());
-  const [client, proxy, server] = (["client", "proxy", "server"] as const).map((n) => bed.host(n)) as [Host, Host, Host];
+  const [client, proxy, server] = (['client', 'proxy', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host];
+  const box = o.classifier ? bed.host('box') : undefined;
   // sessions for the server are taken by the local proxy; its own connections to the server are Dysco sessions too (empty chain)
   proxy.run(
     `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
   );
   proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
-  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
-  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
-  await server.startAgent();
-  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '700']);
+  const config = o.config ?? {};
+  await client.startAgent({ config: { ...config, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
+  // with a classifier, the standing policy says direct; its choice for each connection wins
+  await proxy.startAgent({ config: { ...config, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
+  if (box) await box.startAgent({ config });
+  await server.startAgent({ config });
+  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', String(o.spliceAfter), ...(box ? [box.address] : [])]);
   const lines: string[] = [];
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
@@ -35,6 +56,12 @@ t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives o
     for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
   });
   await Promise.race([isReady, sleep(10_000).then(() => { throw new Error(`proxy not ready: ${err}`); })]);
+  return { client, proxy, server, box, lines };
+}
+
+
+t.test('a TypeScript proxy splices itself out mid-transfer; every byte arrives once', skip ? { skip } : {}, async (t) => {
+  const { client, proxy, server, lines } = await proxyBed(t, { spliceAfter: 700 });
 
   const bytes = 6_000_000;
   const tr = await transfer(client, server, { bytes, rate: 2_000_000 });
@@ -68,25 +95,8 @@ t.test('a proxy spliced out while it still holds data it acknowledged: the ancho
   // yet, and both anchors' own data is acknowledged (by the proxy) at once.
   // If the anchors finished then, the proxy would leave with those bytes and
   // both transfers would stall for good.
-  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
-  t.teardown(() => bed.destroy());
-  const [client, proxy, server] = (['client', 'proxy', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host];
-  proxy.run(
-    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
-  );
-  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
-  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
-  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
-  await server.startAgent();
   const spliceAfter = 1500;
-  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', String(spliceAfter)]);
-  const lines: string[] = [];
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
-  app.stdout!.on('data', (d: Buffer) => {
-    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
-  });
-  await isReady;
+  const { client, proxy, server, lines } = await proxyBed(t, { spliceAfter });
   const bytes = 3_000_000;
   const tr = await transfer(client, server, { bytes, rate: 1_000_000 });
   await tr.connected;
@@ -118,28 +128,10 @@ t.test('a proxy spliced out while it still holds data it acknowledged: the ancho
 t.test('20% of control messages lost on every host: the splice still completes and every byte arrives once', skip ? { skip } : {}, async (t) => {
   // the splice's exchanges (the proxy's request, the lock, the new path's handshake, whose ack carries
   // where the client's old-path data ends, and the two teardowns, the server's first) each cross lossy hops
-  const bed = Topology.create({ hosts: ['client', 'proxy', 'server'] });
-  t.teardown(() => bed.destroy());
-  const [client, proxy, server] = (['client', 'proxy', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host];
-  proxy.run(
-    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
-  );
-  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
-  const timers = { rto: 50, maxRto: 400 };
-  await client.startAgent({ config: { ...timers, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
-  await proxy.startAgent({ config: { ...timers, policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
-  await server.startAgent({ config: timers });
+  const { client, proxy, server, lines } = await proxyBed(t, { spliceAfter: 700, config: { rto: 50, maxRto: 400 } });
   for (const h of [client, proxy, server]) {
     h.run(`nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0; }' && nft add rule inet lossy out udp dport 7707 numgen random mod 5 == 0 counter drop`);
   }
-  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '700']);
-  const lines: string[] = [];
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
-  app.stdout!.on('data', (d: Buffer) => {
-    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
-  });
-  await isReady;
   // six sessions in turn, each spliced 700 ms after it starts: some sixty control messages in all
   const bytes = 1_500_000;
   for (let n = 0; n < 6; n++) {
@@ -162,26 +154,8 @@ t.test('20% of control messages lost on every host: the splice still completes a
 });
 
 t.test('a classifier proxy picks the chain of the connection it opens, then splices itself out of it', skip ? { skip } : {}, async (t) => {
-  const bed = Topology.create({ hosts: ['client', 'proxy', { name: 'box', router: true }, 'server'] });
-  t.teardown(() => bed.destroy());
-  const [client, proxy, box, server] = (['client', 'proxy', 'box', 'server'] as const).map((n) => bed.host(n)) as [Host, Host, Host, Host];
-  proxy.run(
-    `nft add table ip px && nft add chain ip px pre '{ type nat hook prerouting priority -100; }' && nft add chain ip px post '{ type nat hook postrouting priority 100; }' && nft add rule ip px pre ip daddr ${server.address} tcp dport 9000 redirect to :8000`,
-  );
-  proxy.run('sysctl -qw net.ipv4.tcp_timestamps=0');
-  await client.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [proxy.address] }] } });
-  // the standing policy says direct; the classifier's choice for its connection wins
-  await proxy.startAgent({ config: { policies: [{ id: 1, match: `dst ${server.address}/32 dport 9000`, chain: [] }] } });
-  await box.startAgent();
-  await server.startAgent();
-  const app = proxy.node(PROXY, [proxy.socket, '8000', server.address, '9000', '1200', box.address]);
-  const lines: string[] = [];
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
-  app.stdout!.on('data', (d: Buffer) => {
-    for (const l of d.toString().split('\n')) if (l) (l === 'ready' ? ready() : lines.push(l));
-  });
-  await isReady;
+  const { client, proxy, server, box: b, lines } = await proxyBed(t, { spliceAfter: 1200, classifier: true });
+  const box = b!;
   const bytes = 8_000_000;
   const tr = await transfer(client, server, { bytes, rate: 2_000_000 });
   await tr.connected;
