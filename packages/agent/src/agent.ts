@@ -38,11 +38,11 @@ import {
   parseTuple,
   policyMatches,
   oldPathDone,
-  oldPathEnd,
   reverseTuple,
-  takePeerEnd,
+  takePeerEndOf,
   tupleEquals,
   tupleKey,
+  withOldPathEnd,
 } from '@dysco/protocol';
 import { type AttachMode, COUNTER_NAMES, type Counters, DataPlane } from '@dysco/xdp';
 import { detachPinnedLink, type Attachment } from 'ebpf-ts-loader';
@@ -423,7 +423,7 @@ export class Agent extends EventEmitter {
     if (nextHop) this.indexHop(rec, nextHop.subsession);
     this.log.debug('control message', { session: rec.id, from: formatAddress(from), type: m.type, reconfigId: m.reconfigId });
     this.handle(rec, { type: 'message', message: m, from, ...(nextHop ? { nextHop } : {}) });
-    if ((m.type === 'ack' || m.type === 'teardown') && m.upTo !== undefined && this.sessions.get(rec.id) === rec) this.recordPeerEnd(rec, m, m.upTo);
+    if (this.sessions.get(rec.id) === rec) this.recordPeerEnd(rec, m);
   }
 
   /**
@@ -432,12 +432,11 @@ export class Agent extends EventEmitter {
    * splicing proxy on the old path acknowledged the peer's last bytes before
    * delivering them).
    */
-  private recordPeerEnd(rec: SessionRecord, m: ControlMessage, upTo: number | null): void {
-    const side = rec.proto.peerEndSide(m);
+  private recordPeerEnd(rec: SessionRecord, m: ControlMessage): void {
+    const side = takePeerEndOf(this.table, (s) => this.anchorSession(rec, s), rec.proto, m);
     if (!side) return;
-    const done = takePeerEnd(this.table, this.anchorSession(rec, side), side, upTo);
-    this.log.debug('peer old-path end', { session: rec.id, side, upTo, done });
-    if (done) this.handle(rec, { type: 'oldPathDrained', side });
+    this.log.debug('old path done once the peer said where its data ends', { session: rec.id, side });
+    this.handle(rec, { type: 'oldPathDrained', side });
   }
 
   /** The session tuple an anchor's entries on `side` are keyed by (a NAT box's or spliced proxy's right side has its own). */
@@ -683,9 +682,7 @@ export class Agent extends EventEmitter {
       switch (a.type) {
         case 'send': {
           // an anchor's ack and teardowns say where its old-path data ends
-          const m = a.message;
-          const upTo = a.anchorSide && (m.type === 'ack' || m.type === 'teardown') ? oldPathEnd(this.table, this.anchorSession(rec, a.anchorSide), a.anchorSide) : undefined;
-          this.send(a.to, upTo !== undefined && (m.type === 'ack' || m.type === 'teardown') ? { ...m, upTo } : m);
+          this.send(a.to, withOldPathEnd(this.table, (s) => this.anchorSession(rec, s), a.message, a.anchorSide));
           break;
         }
         case 'armTimer': {

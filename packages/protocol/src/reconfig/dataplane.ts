@@ -1,5 +1,5 @@
 import type { SessionTable } from '../rewriter.js';
-import type { Deltas } from '../messages.js';
+import type { ControlMessage, Deltas } from '../messages.js';
 import type { PathRewrite } from '../table.js';
 import { type FiveTuple, reverseTuple } from '../tuple.js';
 import { seqGeq } from '../seq.js';
@@ -58,7 +58,7 @@ export function anchorEgressKey(session: FiveTuple, side: Side): FiveTuple {
  * Applies one path action to the table. Returns true when an anchor that
  * just entered two paths is done with its old path (the caller then reports
  * `oldPathDrained` right away); it never is before its peer has said where
- * its old-path data ends (see `peerEndOf`).
+ * its old-path data ends (see `takePeerEnd`).
  */
 export function applyPathAction(table: SessionTable, session: FiveTuple, a: PathAction, now: number): boolean {
   const back = reverseTuple(session);
@@ -159,4 +159,25 @@ export function oldPathDone(table: SessionTable, session: FiveTuple, side: Side)
   const drained = tp.drained || (!tp.cutoffPending && tp.peerAckHigh !== undefined && seqGeq(tp.peerAckHigh, tp.seqCutoff));
   const received = tp.received || (tp.peerEnd !== undefined && e.ackSentHigh !== undefined && seqGeq(e.ackSentHigh, tp.peerEnd));
   return drained && received;
+}
+
+/** The session tuple an anchor's entries on each side are keyed by (a NAT box's or spliced proxy's right side has its own). */
+export type SessionOfSide = (side: Side) => FiveTuple;
+
+/** An anchor's ack or teardown (a send action's `anchorSide`) with where its old-path data ends; any other message as it is. */
+export function withOldPathEnd(table: SessionTable, sessionOf: SessionOfSide, m: ControlMessage, anchorSide: Side | undefined): ControlMessage {
+  if (!anchorSide || (m.type !== 'ack' && m.type !== 'teardown')) return m;
+  const upTo = oldPathEnd(table, sessionOf(anchorSide), anchorSide);
+  return upTo === undefined ? m : { ...m, upTo };
+}
+
+/**
+ * After the protocol handled `m`: takes the `upTo` of an ack or teardown
+ * for one of its anchors (see takePeerEnd). Returns the side whose old path
+ * is now done with (the caller reports `oldPathDrained`), or undefined.
+ */
+export function takePeerEndOf(table: SessionTable, sessionOf: SessionOfSide, proto: { peerEndSide(m: ControlMessage): Side | undefined }, m: ControlMessage): Side | undefined {
+  if ((m.type !== 'ack' && m.type !== 'teardown') || m.upTo === undefined) return undefined;
+  const side = proto.peerEndSide(m);
+  return side && takePeerEnd(table, sessionOf(side), side, m.upTo) ? side : undefined;
 }

@@ -3,7 +3,7 @@ import { type Address, addressEquals, formatAddress } from '../address.js';
 import type { ControlMessage } from '../messages.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN, buildTcpPacket, parsePacket, type TcpOption, type TcpPacket } from '../packet.js';
 import { SessionProtocol } from '../reconfig/session-protocol.js';
-import { anchorEgressKey, applyPathAction, isPathAction, oldPathEnd, takePeerEnd } from '../reconfig/dataplane.js';
+import { anchorEgressKey, applyPathAction, isPathAction, takePeerEndOf, withOldPathEnd } from '../reconfig/dataplane.js';
 import type { ProtocolAction, Side } from '../reconfig/types.js';
 import { type DataPlaneEvent, PortAllocator, Rewriter } from '../rewriter.js';
 import { type FiveTuple, formatTuple, reverseTuple, tupleEquals } from '../tuple.js';
@@ -320,9 +320,9 @@ export class DataSimulation extends Simulation {
 
   /** The peer anchor said where its old-path data ends: the anchor keeps the old path until its stack acknowledged that far. */
   protected override afterMessage(agent: SimAgent, proto: SessionProtocol, m: ControlMessage): void {
-    if ((m.type !== 'ack' && m.type !== 'teardown') || m.upTo === undefined || agent.proto !== proto) return;
-    const side = proto.peerEndSide(m);
-    if (side && takePeerEnd(this.dp(agent).rewriter.table, this.session, side, m.upTo)) this.execute(agent, proto.handle({ type: 'oldPathDrained', side }));
+    if (agent.proto !== proto) return;
+    const side = takePeerEndOf(this.dp(agent).rewriter.table, () => this.session, proto, m);
+    if (side) this.execute(agent, proto.handle({ type: 'oldPathDrained', side }));
   }
 
   // ---- control messages on the wire -------------------------------------------
@@ -330,8 +330,7 @@ export class DataSimulation extends Simulation {
   protected override sendControl(from: SimAgent, to: Address, m: ControlMessage, anchorSide?: Side): void {
     const d = this.dp(from);
     // an anchor's ack and teardowns say where its old-path data ends
-    const upTo = anchorSide && (m.type === 'ack' || m.type === 'teardown') ? oldPathEnd(d.rewriter.table, this.session, anchorSide) : undefined;
-    const message = upTo !== undefined && (m.type === 'ack' || m.type === 'teardown') ? { ...m, upTo } : m;
+    const message = withOldPathEnd(d.rewriter.table, () => this.session, m, anchorSide);
     const bytes = encodeControl(message, this.keys, this.keys ? d.counter.next() : undefined);
     this.net.send(to, { kind: 'control', from: from.address, message, bytes });
   }
