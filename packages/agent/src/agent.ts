@@ -648,6 +648,8 @@ export class Agent extends EventEmitter {
   }
 
   private reclaimIdle(): void {
+    // the kernel's lastSeen follows jiffies between calibrations: keep it on the monotonic clock
+    this.dp.calibrateClock();
     const now = monoNs();
     const idle = this.config.idleTimeout * 1e9;
     const live = new Set<string>();

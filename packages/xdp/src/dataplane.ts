@@ -51,7 +51,7 @@ export interface DataPlaneAuth {
 }
 
 /** Size of `struct dysco_config` (bpf/include/steer.h). */
-export const CONFIG_SIZE = 192;
+export const CONFIG_SIZE = 200;
 /** Local addresses the kernel holds (`DYSCO_MAX_LOCALS`). */
 export const MAX_LOCAL_ADDRESSES = 8;
 /** Policies the kernel matches in order (`DYSCO_MAX_POLICIES`). */
@@ -86,6 +86,7 @@ export const PROGRAMS = {
   tcEgress: 'dysco_tc_egress',
   passXdp: 'dysco_pass_xdp',
   passTc: 'dysco_pass_tc',
+  clock: 'dysco_clock',
 } as const;
 
 export interface DataPlaneOptions {
@@ -150,7 +151,9 @@ export class DataPlane {
       if (fresh) rmSync(pinRoot, { recursive: true, force: true });
       throw incompatiblePin(e, pinRoot) ?? e;
     }
-    return new DataPlane(obj, pinRoot);
+    const dp = new DataPlane(obj, pinRoot);
+    dp.calibrateClock();
+    return dp;
   }
 
   private static load(obj: BpfObject, opts: DataPlaneOptions): void {
@@ -227,7 +230,7 @@ export class DataPlane {
     if (requireAuth) flags |= 4;
     if (sendKeyId !== undefined) flags |= 8;
     b.writeUInt32LE(flags >>> 0, 20);
-    b.fill(0, 24);
+    b.fill(0, 24, 188); // not the clock (188..199): calibrateClock's
     c.localAddresses.forEach((a, i) => {
       b.set(a.bytes, 24 + 20 * i);
       b[24 + 20 * i + 16] = a.family;
@@ -241,6 +244,18 @@ export class DataPlane {
       this.maps.keys.update(id, hmacKeyStates(k.secret));
     }
     this.maps.config.update(Buffer.alloc(4), b);
+  }
+
+  /**
+   * Sets the clock of the entries' `lastSeen` (CLOCK_MONOTONIC in ns, at
+   * jiffy resolution), which the programs derive from jiffies once it is
+   * calibrated: \`open\` does it, and an agent again before each idle scan,
+   * so that the monotonic clock's slewing never adds up. False when the
+   * kernel's tick is unknown (no kernel configuration to read): the
+   * programs then read the coarse clock on every packet, which costs more.
+   */
+  calibrateClock(): boolean {
+    return this.program('clock').testRun({ data: Buffer.alloc(64) }).retval === 1;
   }
 
   private configBytes(): Buffer {

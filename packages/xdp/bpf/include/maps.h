@@ -87,7 +87,13 @@ struct dysco_config {
 	__u32 flags; /* CONFIG_* */
 	struct dysco_slot locals[DYSCO_MAX_LOCALS];
 	__u32 send_key_id; /* key that signs new metadata, with CONFIG_SIGN */
-	__u32 pad2;
+	/*
+	 * The clock of lastSeen and created (see now_ns), set by dysco_clock:
+	 * one jiffy in ns (0: not calibrated), and CLOCK_MONOTONIC minus
+	 * jiffies times that, both taken at once.
+	 */
+	__u32 clock_tick_ns;
+	__u64 clock_offset;
 };
 
 /* Route rewritten packets at TC egress by their new destination (FIB lookup, neighbour redirect). */
