@@ -1044,7 +1044,7 @@ static __always_inline int fast_write(void *ctx, enum dysco_ctx kind, const stru
 	if (!v4 && pseudo_diff)
 		bpf_csum_update(ctx, csum_swab(pseudo_diff));
 routed:
-	if (egress && dst_changed)
+	if (egress && dst_changed && route_on())
 		return route_tuple(ctx, &rw->tuple);
 	return 0;
 }
@@ -1062,7 +1062,11 @@ static __always_inline int fast_seq_ack(void *ctx, enum dysco_ctx kind, struct d
 	return 0;
 }
 
-/* Egress: a verdict, or FAST_GENERAL. Global functions below: each verified once, on its own. */
+/*
+ * Egress: a verdict, or FAST_GENERAL. Inlined into the entry programs: a
+ * call costs a return, and with this machine's return-stack mitigations a
+ * return costs several ns.
+ */
 static __always_inline int fast_egress(void *ctx, enum dysco_ctx kind)
 {
 	struct dysco_pkt *p = scratch(0);
@@ -1120,31 +1124,10 @@ static __always_inline int fast_ingress(void *ctx, enum dysco_ctx kind)
 	return fast_write(ctx, kind, &in->rewrite, p, 0) < 0 ? V_ERROR : V_FAST;
 }
 
-__attribute__((noinline)) int fast_egress_tc(struct __sk_buff *skb)
-{
-	if (!skb)
-		return FAST_GENERAL;
-	return fast_egress(skb, CTX_TC);
-}
-
-__attribute__((noinline)) int fast_ingress_tc(struct __sk_buff *skb)
-{
-	if (!skb)
-		return FAST_GENERAL;
-	return fast_ingress(skb, CTX_TC);
-}
-
-__attribute__((noinline)) int fast_ingress_xdp(struct xdp_md *ctx)
-{
-	if (!ctx)
-		return FAST_GENERAL;
-	return fast_ingress(ctx, CTX_XDP);
-}
-
 static __always_inline int do_egress(void *ctx, enum dysco_ctx kind)
 {
 	if (kind == CTX_TC && !(((struct __sk_buff *)ctx)->mark & DYSCO_CLONE_MARK)) {
-		int v = fast_egress_tc(ctx);
+		int v = fast_egress(ctx, CTX_TC);
 		if (v != FAST_GENERAL)
 			return v;
 	}
@@ -1310,7 +1293,7 @@ static __always_inline int ingress_syn_again(void *ctx, enum dysco_ctx kind, str
 
 static __always_inline int do_ingress(void *ctx, enum dysco_ctx kind)
 {
-	int v = kind == CTX_XDP ? fast_ingress_xdp(ctx) : fast_ingress_tc(ctx);
+	int v = fast_ingress(ctx, kind);
 	if (v != FAST_GENERAL)
 		return v;
 	struct dysco_pkt *p = scratch(0);

@@ -20,7 +20,7 @@ struct dysco_tuple {
 	__be16 dport;
 	__u8 family;
 	__u8 pad[3];
-};
+} __attribute__((aligned(4))); /* where it sits in every record: word loads and stores */
 
 struct dysco_path {
 	struct dysco_tuple tuple;

@@ -222,6 +222,13 @@ __attribute__((noinline)) int compute_diffs(struct dysco_pkt *p, int fill)
  * routing is off or the FIB has no answer (counted). `t`: the rewritten
  * tuple (its family and addresses).
  */
+/* Whether rewritten packets are routed by their new destination: checked before calling route_tuple, which costs a call. */
+static __always_inline int route_on(void)
+{
+	struct dysco_config *cfg = config();
+	return cfg && (cfg->flags & CONFIG_ROUTE);
+}
+
 __attribute__((noinline)) int route_tuple(struct __sk_buff *skb, const struct dysco_tuple *t)
 {
 	if (!skb || !t)
