@@ -138,14 +138,20 @@ export class KernelTable extends SessionTable {
     return this.transaction(() => super.leaveTwoPath(egressKey, keep));
   }
 
+  /**
+   * Runs a two-path step on entries read from the maps and writes back what
+   * it read. Ingress entries that feed two paths go first and the others
+   * last: an entry starts feeding before its egress entry enters two paths,
+   * so no ack of the old path goes unseen, and stops only after it left them.
+   */
   private transaction<T>(fn: () => T): T {
     this.tx = new Map();
     try {
       const out = fn();
-      for (const w of this.tx.values()) {
-        if (w.kind === 'egress') this.installEgress(w.e);
-        else this.installIngress(w.e);
-      }
+      const writes = [...this.tx.values()];
+      for (const w of writes) if (w.kind === 'ingress' && w.e.feedsTwoPath) this.installIngress(w.e);
+      for (const w of writes) if (w.kind === 'egress') this.installEgress(w.e);
+      for (const w of writes) if (w.kind === 'ingress' && !w.e.feedsTwoPath) this.installIngress(w.e);
       return out;
     } finally {
       this.tx = undefined;

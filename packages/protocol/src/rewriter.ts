@@ -294,8 +294,24 @@ export class SessionTable {
     if (e.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
     const back = this.getIngress(reverseTuple(e.old.tuple));
     const acked = back && tupleEquals(back.egressKey, egressKey) ? back.ackHigh : undefined;
+    this.feedTwoPath(e, [e.old, newPath], true);
     e.twoPath = { newPath, seqCutoff: 0, newPathMinSeq: undefined, peerAckHigh: acked, drained: false, received: false, awaitingCutover: true };
     return e.twoPath;
+  }
+
+  /**
+   * Sets (or clears) `feedsTwoPath` on the ingress entries that answer `e`
+   * on these paths: the reverse of each path's tuple, when its `egressKey`
+   * points back at `e`. Called before `e` enters two paths and when it
+   * leaves them.
+   */
+  private feedTwoPath(e: EgressEntry, paths: readonly PathRewrite[], on: boolean): void {
+    for (const p of paths) {
+      const i = this.getIngress(reverseTuple(p.tuple));
+      if (!i || !tupleEquals(i.egressKey, e.key)) continue;
+      if (on) i.feedsTwoPath = true;
+      else delete i.feedsTwoPath;
+    }
   }
 
   /**
@@ -316,6 +332,7 @@ export class SessionTable {
     if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
     const prepared = e.twoPath?.awaitingCutover ? e.twoPath : undefined;
     if (e.twoPath && !prepared) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
+    this.feedTwoPath(e, [e.old, newPath], true);
     if (prepared) {
       // the cutover: data at or above the cutoff moves to the new path
       const cut = seqCutoff ?? e.sndHigh;
@@ -373,6 +390,7 @@ export class SessionTable {
     if (!e?.twoPath) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} is not in two-path mode`);
     const { newPath, peerAckHigh } = e.twoPath;
     const abandoned = keep === 'new' ? e.old : newPath;
+    this.feedTwoPath(e, [e.old, newPath], false);
     if (keep === 'new') {
       e.old = newPath;
       // the ack high-water carries over to the path that stays, for the next reconfiguration
@@ -1083,8 +1101,9 @@ export class Rewriter {
     const w = workOf(pkt, p);
     applyPath(w, i.rewrite);
     if (p.flags & TCP_ACK) i.ackHigh = i.ackHigh === undefined ? w.ack : seqMax(i.ackHigh, w.ack);
-    const e = this.table.getEgress(i.egressKey);
-    const tp = e?.twoPath;
+    // the egress entry only when this packet has something to tell it (as the data plane)
+    const e = i.feedsTwoPath || p.flags & (TCP_FIN | TCP_RST) ? this.table.getEgress(i.egressKey) : undefined;
+    const tp = i.feedsTwoPath ? e?.twoPath : undefined;
     if (tp) {
       if (i.path === 'new' && (p.payload.length > 0 || p.flags & TCP_FIN)) {
         tp.newPathMinSeq = tp.newPathMinSeq === undefined ? w.seq : seqMin(tp.newPathMinSeq, w.seq);

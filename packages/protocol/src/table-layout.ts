@@ -77,7 +77,7 @@ export const EGRESS_OFFSETS = {
   bytes: 160,
   lastSeen: 168,
 } as const;
-export const INGRESS_OFFSETS = { rewrite: 0, egressKey: 60, path: 100, ackHighValid: 101, packets: 104, bytes: 112, lastSeen: 120, ackHigh: 128 } as const;
+export const INGRESS_OFFSETS = { rewrite: 0, egressKey: 60, path: 100, ackHighValid: 101, feedsTwoPath: 102, packets: 104, bytes: 112, lastSeen: 120, ackHigh: 128 } as const;
 export const PENDING_OFFSETS = { fromSubsession: 0, natTag: 40, chainLength: 44, created: 48, chain: 56 } as const;
 export const POLICY_OFFSETS = {
   id: 0,
@@ -329,6 +329,7 @@ export function encodeIngressValue(e: IngressEntry): Uint8Array {
   writePathRewrite(b, o.rewrite, e.rewrite);
   writeTuple(b, o.egressKey, e.egressKey);
   b[o.path] = e.path === 'new' ? 1 : 0;
+  b[o.feedsTwoPath] = e.feedsTwoPath ? 1 : 0;
   if (e.ackHigh !== undefined) {
     b[o.ackHighValid] = 1;
     dv.setUint32(o.ackHigh, e.ackHigh >>> 0, true);
@@ -347,12 +348,15 @@ export function decodeIngressEntry(key: Uint8Array, value: Uint8Array): IngressE
   if (path > 1) throw new LayoutError(`ingress path byte ${path} is neither 0 (old) nor 1 (new)`);
   const ackHighValid = value[o.ackHighValid]!;
   if (ackHighValid > 1) throw new LayoutError(`ingress ackHigh flag ${ackHighValid} is neither 0 nor 1`);
+  const feeds = value[o.feedsTwoPath]!;
+  if (feeds > 1) throw new LayoutError(`ingress feedsTwoPath byte ${feeds} is neither 0 nor 1`);
   return {
     key: decodeTupleKey(key),
     rewrite: readPathRewrite(value, o.rewrite),
     path: path === 1 ? 'new' : 'old',
     egressKey: readTuple(value, o.egressKey),
     ackHigh: ackHighValid ? dv.getUint32(o.ackHigh, true) : undefined,
+    ...(feeds ? { feedsTwoPath: true } : {}),
     packets: fromU64(dv, o.packets, 'packets'),
     bytes: fromU64(dv, o.bytes, 'bytes'),
     lastSeen: fromU64(dv, o.lastSeen, 'lastSeen'),

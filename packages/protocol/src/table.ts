@@ -134,6 +134,15 @@ export interface IngressEntry {
    * starts out drained when everything it sent is already acknowledged.
    */
   ackHigh?: number | undefined;
+  /**
+   * Packets arriving here feed the two-path state of the egress entry they
+   * answer (its peer acks, the new path's lowest sequence number). The table
+   * sets it when that entry enters two paths, before the entry does, and
+   * clears it when the entry leaves them; the data plane looks the egress
+   * entry up for this entry's packets only when it is set, or for a FIN or
+   * RST, which saves a lookup on nearly every packet.
+   */
+  feedsTwoPath?: boolean;
   packets: number;
   bytes: number;
   lastSeen: number;

@@ -598,10 +598,11 @@ t.test('two-path: RST goes on both paths', async (t) => {
 });
 
 t.test('two-path ingress: first new-path sequence number and drain', async (t) => {
+  // ingress entries installed after the two paths: feeding them, as the table sets it on those it holds
   const r = anchor(null);
   const inv = { seqDelta: 0x10000, ackDelta: 0xffffff9c /* -100 */, tsvalDelta: 0, tsecrDelta: 0 };
-  r.table.installIngress({ key: reverseTuple(newSub), rewrite: rw(reverseTuple(session), inv), path: 'new', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
-  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  r.table.installIngress({ key: reverseTuple(newSub), rewrite: rw(reverseTuple(session), inv), path: 'new', egressKey: session, feedsTwoPath: true, packets: 0, bytes: 0, lastSeen: 0 });
+  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, feedsTwoPath: true, packets: 0, bytes: 0, lastSeen: 0 });
   const tp = () => r.table.getEgress(session)!.twoPath!;
   outputs(t, r.ingress(pkt({ tuple: reverseTuple(newSub), seq: 7000 - 0x10000, ack: 900 + 100 })), 1);
   t.equal(tp().newPathMinSeq, undefined, 'a pure ack does not set it');
@@ -625,7 +626,7 @@ t.test('the receiving half: the old path is done only once the stack acknowledge
   // them: the peer's teardown says where they end, and this anchor keeps
   // the old path until its own stack has acknowledged that far.
   const r = anchor(null, true);
-  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, feedsTwoPath: true, packets: 0, bytes: 0, lastSeen: 0 });
   const tp = () => r.table.getEgress(session)!.twoPath!;
   t.same(r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000 })).events, [], 'our data is acknowledged, but the peer has not said where its data ends');
   t.same([tp().drained, tp().received], [true, false]);
@@ -641,7 +642,7 @@ t.test('the receiving half: the old path is done only once the stack acknowledge
 
   // the other order: received first, then our own data acknowledged
   const q = anchor(null, true);
-  q.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  q.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, feedsTwoPath: true, packets: 0, bytes: 0, lastSeen: 0 });
   outputs(t, q.egress(pkt({ tuple: session, seq: 1000, ack: 8000 })), 1);
   t.same(q.table.setPeerEnd(session, 8000)?.received, true, 'already acknowledged when told');
   t.same(q.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 8000, ack: 999 })).events, []);
@@ -664,6 +665,34 @@ t.test('two-path on an idle session starts drained; the ack high-water survives 
   t.equal(r.table.getIngress(reverseTuple(newSub))?.ackHigh, 1000, 'carried to the path that stays');
   const again = r.table.enterTwoPath(session, rw(oldSub));
   t.ok(again.drained, 'so the next reconfiguration of the idle session drains at once too');
+});
+
+t.test('feedsTwoPath: set on the answering ingress entries for the two paths, and only they feed them', async (t) => {
+  const r = new Rewriter({ localAddresses: [A] });
+  r.table.installEgress(egressEntry(session, rw(oldSub), { sndHigh: 1000 }));
+  r.table.installIngress({ key: reverseTuple(oldSub), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  r.table.installIngress({ key: reverseTuple(newSub), rewrite: rw(reverseTuple(session)), path: 'new', egressKey: session, packets: 0, bytes: 0, lastSeen: 0 });
+  const stranger = tuple('10.0.0.9', 7000, '10.0.0.1', 40000);
+  r.table.installIngress({ key: reverseTuple(stranger), rewrite: rw(reverseTuple(session)), path: 'old', egressKey: tuple('10.0.0.1', 1, '10.0.0.2', 2), packets: 0, bytes: 0, lastSeen: 0 });
+  const feeds = (k: FiveTuple) => r.table.getIngress(reverseTuple(k))?.feedsTwoPath === true;
+  t.same([feeds(oldSub), feeds(newSub)], [false, false], 'one path: nothing to feed');
+  r.table.prepareTwoPath(session, rw(newSub));
+  t.same([feeds(oldSub), feeds(newSub), feeds(stranger)], [true, true, false], 'prepared: both paths feed it, an entry answering another egress entry does not');
+  const tp = r.table.enterTwoPath(session, rw(newSub));
+  t.same([feeds(oldSub), feeds(newSub)], [true, true], 'still after the cutover');
+  // an entry that does not feed the two paths tells them nothing, but a FIN still counts
+  delete r.table.getIngress(reverseTuple(oldSub))!.feedsTwoPath;
+  outputs(t, r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000 })), 1);
+  t.equal(tp.peerAckHigh, undefined, 'an ack on an entry that does not feed: not seen');
+  t.notOk(tp.drained);
+  outputs(t, r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6000, ack: 1000, flags: TCP_ACK | TCP_FIN })), 1);
+  t.ok(r.table.getEgress(session)?.finReceived, 'the FIN is tracked all the same');
+  t.equal(tp.peerAckHigh, undefined);
+  r.table.getIngress(reverseTuple(oldSub))!.feedsTwoPath = true;
+  outputs(t, r.ingress(pkt({ tuple: reverseTuple(oldSub), seq: 6001, ack: 1000 })), 1);
+  t.same([tp.peerAckHigh, tp.drained], [1000, true], 'feeding again: the ack counts');
+  r.table.leaveTwoPath(session, 'new');
+  t.same([feeds(oldSub), feeds(newSub)], [false, false], 'left the two paths: cleared');
 });
 
 t.test('two-path entered before anything was sent: the first packet fixes the cutoff', async (t) => {

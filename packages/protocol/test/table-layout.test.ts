@@ -247,6 +247,13 @@ t.test('ingress, pending and policy values: spot checks and rejects', async (t) 
   const bad = Uint8Array.from(v);
   bad[100] = 2;
   t.throws(() => decodeIngressEntry(encodeTupleKey(i.key), bad), LayoutError);
+  t.equal(v[102], 0, 'not feeding two paths');
+  const feeding = encodeIngressValue({ ...i, feedsTwoPath: true });
+  t.equal(feeding[102], 1, 'feedsTwoPath at 102');
+  t.equal(decodeIngressEntry(encodeTupleKey(i.key), feeding).feedsTwoPath, true);
+  const badFeed = Uint8Array.from(feeding);
+  badFeed[102] = 2;
+  t.throws(() => decodeIngressEntry(encodeTupleKey(i.key), badFeed), LayoutError, 'feedsTwoPath is 0 or 1');
 
   const p: PendingEntry = { sessionTuple: i.egressKey, chain: [ip('10.0.0.7'), ip('10.0.0.9')], fromSubsession: i.key, natTag: 0xcafe, created: 9 };
   const pv = encodePendingValue(p);

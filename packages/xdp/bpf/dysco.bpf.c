@@ -818,9 +818,9 @@ static __always_inline int clone_egress(struct __sk_buff *skb)
 
 /*
  * What an ingress packet of a known session tells its egress entry: the
- * highest ack on the subsession, and on two paths the first new-path
- * sequence number, the peer's acks, and the sending half of the old path's
- * completion. Then FIN/RST bookkeeping. `seq` and `ack` are the rewritten
+ * highest ack on the subsession, and on two paths (when the ingress entry
+ * feeds them) the first new-path sequence number, the peer's acks, and the
+ * sending half of the old path's completion. Then FIN/RST bookkeeping. `seq` and `ack` are the rewritten
  * values (local space).
  */
 static __always_inline void ingress_track(struct dysco_ingress *in, __u32 seq, __u32 ack, __u8 flags, __u32 payload_len)
@@ -840,8 +840,12 @@ static __always_inline void ingress_track(struct dysco_ingress *in, __u32 seq, _
 			}
 		}
 	}
-	struct dysco_egress *e = bpf_map_lookup_elem(&dysco_egress, &in->egress_key);
-	if (e && (*(volatile __u32 *)&e->flags & EGRESS_TWO_PATH)) {
+	/* the egress entry only when this packet has something to tell it: most have not */
+	int feeds = in->feeds_two_path;
+	struct dysco_egress *e = 0;
+	if (feeds || (flags & (TCP_FIN | TCP_RST)))
+		e = bpf_map_lookup_elem(&dysco_egress, &in->egress_key);
+	if (e && feeds && (*(volatile __u32 *)&e->flags & EGRESS_TWO_PATH)) {
 		if (in->path == 1 && (payload_len > 0 || (flags & TCP_FIN)))
 			seq_update(&e->new_path_min_seq, &e->flags, EGRESS_NEW_PATH_MIN_SEQ, seq, 0);
 		if (flags & TCP_ACK) {

@@ -233,7 +233,7 @@ export interface DiffCase {
   readonly direction: 'egress' | 'ingress';
   readonly family: 4 | 6;
   readonly egress: { key: FiveTuple; spec: EgressSpec } | undefined;
-  readonly ingress: { key: FiveTuple; rewrite: PathRewrite; path: 'old' | 'new'; ackHigh: number | undefined } | undefined;
+  readonly ingress: { key: FiveTuple; rewrite: PathRewrite; path: 'old' | 'new'; ackHigh: number | undefined; feedsTwoPath: boolean } | undefined;
   /** The tuple of the packet. */
   readonly tuple: FiveTuple;
   readonly packet: PacketSpecArgs;
@@ -272,6 +272,8 @@ export function diffCaseArb(o: { fastPath?: boolean } = {}): fc.Arbitrary<DiffCa
           rewrite: pathOf(family),
           path: fc.constantFrom<'old' | 'new'>('old', 'new'),
           ackHigh: fc.option(near(base), { nil: undefined }),
+          // mostly as a table keeps it (set while the egress entry has two paths), sometimes not
+          feedsTwoPath: fc.integer({ min: 0, max: 9 }),
           stranger: fc.oneof(
             { weight: 7, arbitrary: fc.constant(undefined) },
             { weight: 1, arbitrary: tupleOf(family) },
@@ -284,7 +286,8 @@ export function diffCaseArb(o: { fastPath?: boolean } = {}): fc.Arbitrary<DiffCa
         .map((r0): DiffCase => {
           const r = 'fast' in r0 ? fastCase(r0 as typeof r0 & { fast: FastShape }) : r0;
           const egress = direction === 'egress' || r.hasEgress ? { key: r.egressKey, spec: r.egressSpec } : undefined;
-          const ingress = direction === 'ingress' ? { key: r.ingressKey, rewrite: r.rewrite, path: r.path, ackHigh: r.ackHigh } : undefined;
+          const feeds = r.feedsTwoPath === 0 ? r.egressSpec.twoPath === undefined : r.egressSpec.twoPath !== undefined;
+          const ingress = direction === 'ingress' ? { key: r.ingressKey, rewrite: r.rewrite, path: r.path, ackHigh: r.ackHigh, feedsTwoPath: feeds } : undefined;
           const own = direction === 'egress' ? r.egressKey : r.ingressKey;
           return { direction, family, egress, ingress, tuple: r.stranger ?? own, packet: r.packet, damage: r.damage, checksumComplete: r.checksumComplete };
         }),
@@ -298,6 +301,7 @@ export function ingressEntry(c: NonNullable<DiffCase['ingress']>, egressKey: Fiv
     path: c.path,
     egressKey,
     ackHigh: c.ackHigh,
+    ...(c.feedsTwoPath ? { feedsTwoPath: true } : {}),
     packets: 3,
     bytes: 300,
     lastSeen: 0,

@@ -69,7 +69,8 @@ struct dysco_ingress {
 	struct dysco_tuple egress_key;
 	__u8 path; /* 0 old, 1 new */
 	__u8 ack_high_valid;
-	__u8 pad[2];
+	__u8 feeds_two_path; /* packets here update the egress entry's two-path state */
+	__u8 pad;
 	__u64 packets;
 	__u64 bytes;
 	__u64 last_seen;
