@@ -257,6 +257,10 @@ const TITLES = {
 function summaryRows(results) {
   const rows = [];
   const by = Object.fromEntries(results.map((x) => [x.name, x.result]));
+  if (by.dataplane?.target) {
+    const t = by.dataplane.target;
+    rows.push(['dataplane', 'established-session rewrite ≤ 2.5× the do-nothing program', `highest ${x2(t.highestEstablishedRatio)}; the session lookup alone ${x2(t.floorTc)} (TC), ${x2(t.floorXdp)} (XDP)`, yes(t.met)]);
+  }
   if (by.throughput) rows.push(['throughput', 'Dysco (TC) ≥ 0.95× plain routing', `lowest ${x2(by.throughput.target.lowestRatio)}`, yes(by.throughput.target.met)]);
   if (by.latency) rows.push(['latency', 'Dysco (TC) p50 ≤ 1.10× plain routing', `highest ${x2(by.latency.target.highestP50Ratio)} (one CPU), ${x2(by.latency.target.highestP50RatioSplit)} (two CPUs)`, yes(by.latency.target.met)]);
   if (by.setup) rows.push(['setup', 'Dysco (TC) ≥ 0.8× plain routing', `lowest ${x2(by.setup.target.lowestRatio)}`, yes(by.setup.target.met)]);

@@ -1,0 +1,20 @@
+// egress packet on session; for cuts, the packet is not rewritten so the same entry is hit every time
+import { SessionTable, TCP_ACK, buildTcpPacket, encodeTableMaps, plainRewrite, tuple } from '@dysco/protocol';
+import { DataPlane } from '@dysco/xdp';
+import { rmSync } from 'node:fs';
+const pinRoot = `/sys/fs/bpf/dysco-prof-${process.pid}`;
+const dp = DataPlane.open({ pinRoot, object: process.argv[2] });
+const eth = (pkt) => { const b = Buffer.alloc(14 + pkt.length); b.writeUInt16BE(0x0800, 12); b.set(pkt, 14); return b; };
+const entry = (key, rw) => ({ key, old: rw, sndHigh: 1000, packets: 0, bytes: 0, lastSeen: 0 });
+const session = tuple('10.0.0.1', 40000, '10.0.0.2', 80);
+const sub = tuple('10.0.0.1', 61000, '10.0.0.10', 61000);
+const t = new SessionTable();
+t.installEgress(entry(session, plainRewrite(sub)));
+t.installEgress(entry(sub, plainRewrite(session)));
+dp.install(encodeTableMaps(t));
+const pkt = eth(buildTcpPacket({ tuple: session, seq: 2000, ack: 4000, flags: TCP_ACK, window: 1000, options: [{ kind: 'timestamps', tsval: 1, tsecr: 2 }], payload: new Uint8Array(1400) }));
+const res = [];
+for (let i = 0; i < 9; i++) for (const n of ['passTc', 'tcEgress']) res.push([n, dp.program(n).testRun({ data: pkt, repeat: 200000 }).durationNs]);
+const med = (n) => { const x = res.filter((r) => r[0] === n).map((r) => r[1]).sort((a, b) => a - b); return x[x.length >> 1]; };
+console.log(process.argv[3], 'pass', med('passTc'), 'egress', med('tcEgress'), 'above', med('tcEgress') - med('passTc'));
+dp.close(); rmSync(pinRoot, { recursive: true, force: true });
