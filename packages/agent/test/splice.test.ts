@@ -30,6 +30,11 @@ interface ProxyBed {
  * `o.spliceAfter` ms after it starts. With `o.classifier`, a router `box`
  * too, through which the proxy (then a classifier) opens its connections.
  */
+/** What the agents logged last, into the test's output: the story of a session that lost bytes or was reset. */
+function tellAgents(t: Test, hosts: readonly Host[]): void {
+  for (const h of hosts) t.comment(`${h.name}'s agent, last 40 log lines:\n${(h.agent?.logs ?? []).slice(-40).join('\n')}`);
+}
+
 async function proxyBed(t: Test, o: { spliceAfter: number; classifier?: boolean; config?: Record<string, unknown> }): Promise<ProxyBed> {
   const bed = Topology.create({ hosts: ['client', 'proxy', ...(o.classifier ? [{ name: 'box', router: true }] : []), 'server'] });
   t.teardown(() => bed.destroy());
@@ -153,6 +158,7 @@ t.test('20% of control messages lost on every host: splices complete (the few wh
     t.ok(s.received === bytes && c.received === bytes, `session ${n + 1}: every byte both ways (${s.received}, ${c.received})`);
     t.ok(s.receivedSha256 === streamSha256(1, bytes) && c.receivedSha256 === streamSha256(2, bytes), `session ${n + 1}: content intact`);
     t.notOk(c.reset || s.reset, `session ${n + 1}: no reset`);
+    if (s.received !== bytes || c.received !== bytes || c.reset || s.reset) tellAgents(t, [client, proxy, server]);
   }
   t.ok(completed >= 4, `${completed} of 6 splices completed`);
   const dropped = [client, proxy, server].map((h) => Number(/packets (\d+)/.exec(h.run('nft list chain inet lossy out'))?.[1] ?? 0));
