@@ -332,7 +332,8 @@ export class SessionTable {
     if (!e) throw new DyscoError('ERR_TABLE', `no egress entry ${tupleKey(egressKey)}`);
     const prepared = e.twoPath?.awaitingCutover ? e.twoPath : undefined;
     if (e.twoPath && !prepared) throw new DyscoError('ERR_TABLE', `${tupleKey(egressKey)} already has two paths`);
-    this.feedTwoPath(e, [e.old, newPath], true);
+    // a prepared entry's ingress entries feed it already
+    if (!prepared) this.feedTwoPath(e, [e.old, newPath], true);
     if (prepared) {
       // the cutover: data at or above the cutoff moves to the new path
       const cut = seqCutoff ?? e.sndHigh;

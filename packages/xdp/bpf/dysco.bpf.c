@@ -820,8 +820,8 @@ static __always_inline int clone_egress(struct __sk_buff *skb)
  * What an ingress packet of a known session tells its egress entry: the
  * highest ack on the subsession, and on two paths (when the ingress entry
  * feeds them) the first new-path sequence number, the peer's acks, and the
- * sending half of the old path's completion. Then FIN/RST bookkeeping. `seq` and `ack` are the rewritten
- * values (local space).
+ * sending half of the old path's completion. Then FIN/RST bookkeeping.
+ * `seq` and `ack` are the rewritten values (local space).
  */
 static __always_inline void ingress_track(struct dysco_ingress *in, __u32 seq, __u32 ack, __u8 flags, __u32 payload_len)
 {

@@ -215,13 +215,6 @@ __attribute__((noinline)) int compute_diffs(struct dysco_pkt *p, int fill)
 	return 0;
 }
 
-/*
- * At TC egress the stack chose the route and the neighbour for the old
- * destination. When the rewrite changed it (and the agent asked for it),
- * look the new one up and send the packet there: 1 (redirect), or 0 when
- * routing is off or the FIB has no answer (counted). `t`: the rewritten
- * tuple (its family and addresses).
- */
 /* Whether rewritten packets are routed by their new destination: checked before calling route_tuple, which costs a call. */
 static __always_inline int route_on(void)
 {
@@ -229,12 +222,16 @@ static __always_inline int route_on(void)
 	return cfg && (cfg->flags & CONFIG_ROUTE);
 }
 
+/*
+ * At TC egress the stack chose the route and the neighbour for the old
+ * destination. When the rewrite changed it (and the agent asked for it),
+ * look the new one up and send the packet there: 1 (redirect), or 0 when
+ * routing is off or the FIB has no answer (counted). `t`: the rewritten
+ * tuple (its family and addresses).
+ */
 __attribute__((noinline)) int route_tuple(struct __sk_buff *skb, const struct dysco_tuple *t)
 {
-	if (!skb || !t)
-		return 0;
-	struct dysco_config *cfg = config();
-	if (!cfg || !(cfg->flags & CONFIG_ROUTE))
+	if (!skb || !t || !route_on())
 		return 0;
 	struct bpf_fib_lookup fib;
 	__builtin_memset(&fib, 0, sizeof(fib));
